@@ -1,0 +1,10 @@
+"""sirr: single-image reflection removal, two papers side by side.
+
+- LA: Dong et al., *Location-aware Single Image Reflection Removal*, ICCV 2021.
+- TS: Li & Lun, *Single-Image Reflection Removal via a Two-Stage Background Recovery Process*, IEEE SPL 2019.
+
+Sub-modules: ``sirr.data`` (data root, datasets, synthesis), ``sirr.models``, ``sirr.losses``,
+``sirr.metrics``, ``sirr.train``, ``sirr.viz``, ``sirr.book`` and the CLI ``python -m sirr``.
+"""
+
+__version__ = "0.1.0"

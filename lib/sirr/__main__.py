@@ -1,0 +1,126 @@
+"""Command line: ``python -m sirr {info,book,bench,train,remove} ...``.
+
+Each verb is a thin wrapper over a library function; errors the user can fix are printed as one
+line (``sirr: error: ...``) with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="smoke", help="smoke | demo | paper (default: smoke)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu | cuda | auto (default: the preset's)")
+    p.add_argument("--data-root", default=None, help="data root (default: $SIRR_DATA, else ../shared/data)")
+    p.add_argument("--results-dir", default=None, help="results folder (default: <repo>/results)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m sirr", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="verb", required=True)
+
+    sub.add_parser("info", help="print versions, device, commit and the data root")
+
+    b = sub.add_parser("book", help="execute every notebook with papermill and build the HTML book")
+    _common(b)
+    b.add_argument("--build-dir", default=None, help="where executed notebooks and HTML go (default: <repo>/_build)")
+    b.add_argument("--only", nargs="*", default=None, help="run only these notebooks (file names or stems)")
+    b.add_argument("--no-html", action="store_true", help="execute the notebooks but do not build the HTML")
+    b.add_argument("--retrain", action="store_true", help="retrain instead of reusing stored results")
+
+    be = sub.add_parser("bench", help="time LA inference and a training step (fp32 eager vs the fastest path)")
+    be.add_argument("--device", default="auto")
+    be.add_argument("--sizes", nargs="*", default=None, help="HxW sizes, e.g. 256x256 400x540 1024x1024")
+    be.add_argument("--repeats", type=int, default=None)
+    be.add_argument("--out", default=None, help="write the JSON report here (default: results/bench/<device>.json)")
+    be.add_argument("--no-train", action="store_true", help="skip the training-step benchmark")
+
+    t = sub.add_parser("train", help="train one method at a preset (single process or under torchrun)")
+    t.add_argument("method", choices=["la", "ts"])
+    _common(t)
+    t.add_argument("--run-dir", default=None, help="checkpoints and logs (default: runs/<method>/<preset>/<seed>)")
+    t.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --run-dir")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="preset overrides, e.g. la__steps=10 vgg_weights=random")
+
+    r = sub.add_parser("remove", help="remove reflections from photos of any size and format")
+    r.add_argument("photos", nargs="+", help="image files")
+    r.add_argument("--out", required=True, help="output folder (never the inputs' own files)")
+    r.add_argument("--method", choices=["la", "ts"], default="la")
+    r.add_argument("--checkpoint", default=None, help="a checkpoint of ours, or the LA authors' model.pth")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--tile", type=int, default=None, help="tile side for photos too large to process at once")
+    return ap
+
+
+def _parse_sets(items: list[str]) -> dict:
+    import ast
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"sirr: error: --set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            out[k] = v
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.verb == "info":
+            from sirr.config import resolve
+            from sirr.provenance import header
+
+            print(header(resolve("smoke", device="auto")))
+            return 0
+        if args.verb == "book":
+            from sirr.book import run_book
+
+            out = run_book(preset=args.preset, seed=args.seed, device=args.device, data_root=args.data_root,
+                           results_dir=args.results_dir, build_dir=args.build_dir, only=args.only,
+                           html=not args.no_html, retrain=args.retrain)
+            print(f"book: {out}")
+            return 0
+        if args.verb == "bench":
+            from sirr.bench import run_bench
+
+            run_bench(device=args.device, sizes=args.sizes, repeats=args.repeats, out=args.out,
+                      train=not args.no_train)
+            return 0
+        if args.verb == "train":
+            from sirr.train import train_cli
+
+            train_cli(method=args.method, preset=args.preset, seed=args.seed, device=args.device,
+                      data_root=args.data_root, results_dir=args.results_dir, run_dir=args.run_dir,
+                      resume=args.resume, overrides=_parse_sets(args.set))
+            return 0
+        if args.verb == "remove":
+            from sirr.remove import remove_cli
+
+            remove_cli(photos=[Path(p) for p in args.photos], out=Path(args.out), method=args.method,
+                       checkpoint=args.checkpoint, device=args.device, tile=args.tile)
+            return 0
+    except KeyboardInterrupt:
+        print("sirr: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError) as e:
+        # One clear line for what the user can fix; SIRR_DEBUG=1 shows the traceback.
+        import os
+
+        if os.environ.get("SIRR_DEBUG"):
+            raise
+        print(f"sirr: error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

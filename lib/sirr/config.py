@@ -1,0 +1,273 @@
+"""Named presets (``smoke``, ``demo``, ``paper``) and the run configuration a notebook builds from them.
+
+A preset is a small frozen dataclass. Notebooks pick one by name in their papermill
+``parameters`` cell and override only ``seed``, ``device``, ``data_root``,
+``results_dir`` (and a few documented fields) through :func:`resolve`; they never copy
+numbers out of a preset. Everything here is plain Python so that importing it is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "LATrainConfig",
+    "TSTrainConfig",
+    "EvalConfig",
+    "AblationConfig",
+    "Preset",
+    "PRESETS",
+    "RunConfig",
+    "get_preset",
+    "resolve",
+    "resolve_device",
+    "ConfigError",
+    "REPO_ROOT",
+]
+
+#: The repository root when the package is used from a checkout (``pip install -e .``).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A preset name or a parameter that does not exist (the message suggests the closest one)."""
+
+
+@dataclass(frozen=True)
+class LATrainConfig:
+    """Training schedule of the location-aware network (LA paper Sec. 5)."""
+
+    steps: int  # optimiser steps at lr
+    fine_tune_steps: int  # optimiser steps at fine_tune_lr (paper: after 60 epochs, ERRNet unaligned added)
+    lr: float = 2e-4
+    fine_tune_lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.99)
+    batch_size: int = 2
+    crop: int = 256
+    iterations: int = 3  # N, recurrent iterations
+    epoch_pairs: int = 4000  # pairs per epoch: 2800 synthetic + 1200 real crops
+    synthetic_fraction: float = 0.7
+    laplacian_grad_clip: float = 0.25
+    init_std: float = 0.02  # the paper says "variance 0.02"; the release, like pix2pix, uses it as std
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    amp_bf16: bool = True  # bf16 autocast on CUDA only
+
+
+@dataclass(frozen=True)
+class TSTrainConfig:
+    """Training schedule of the two-stage method (TS paper Sec. IV-B)."""
+
+    stage1_steps: int
+    stage2_steps: int
+    lr_stage1: float = 2e-4  # RMSprop, F1 (release: 2e-3)
+    lr_stage2: float = 2e-4  # RMSprop, F2 (release: 2e-3)
+    lr_discriminator: float = 2e-5  # RMSprop, D (release: 2e-4)
+    batch_size: int = 6
+    crop: int = 256
+    weight_clip: float = 0.01  # WGAN critic clipping
+    stage2_edges: str = "ground_truth"  # "ground_truth" (release) or "confidence_map" (paper test-time path)
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    amp_bf16: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How much of each test set is scored, and at what size."""
+
+    max_images: int | None = None  # per dataset; None = all
+    max_side: int | None = None  # longer side cap before inference; None = native size
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Retraining budget for the ablation tables (every row retrains from scratch)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    la_steps: int = 200
+    ts_stage1_steps: int = 200
+    ts_stage2_steps: int = 200
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One named operating point of the whole book."""
+
+    name: str
+    description: str
+    device: str  # "cpu", "cuda" or "auto"
+    la: LATrainConfig
+    ts: TSTrainConfig
+    eval: EvalConfig
+    ablation: AblationConfig
+    vgg_weights: str = "imagenet"  # "imagenet" (torchvision weights API) or "random" (explicit, labelled fallback)
+    synthesis_size: int = 256  # side of synthesised training pairs
+    num_workers: int = 0
+    time_budget_s: float | None = None  # per notebook, documented target
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke",
+        description="CPU plumbing check used by CI: tiny crops, a few steps, each notebook within 90 s.",
+        device="cpu",
+        la=LATrainConfig(steps=4, fine_tune_steps=2, batch_size=2, crop=64, checkpoint_every=3, log_every=1),
+        ts=TSTrainConfig(stage1_steps=4, stage2_steps=4, batch_size=2, crop=128, checkpoint_every=3, log_every=1),
+        eval=EvalConfig(max_images=3, max_side=160),
+        ablation=AblationConfig(seeds=(0, 1, 2), la_steps=2, ts_stage1_steps=2, ts_stage2_steps=2),
+        vgg_weights="random",
+        synthesis_size=64,
+        time_budget_s=90,
+    ),
+    "demo": Preset(
+        name="demo",
+        description="One GPU, each training notebook within about 15 minutes: 256 crops, a few thousand steps.",
+        device="cuda",
+        la=LATrainConfig(steps=3000, fine_tune_steps=500, checkpoint_every=500, log_every=25),
+        ts=TSTrainConfig(stage1_steps=2000, stage2_steps=2000, checkpoint_every=500, log_every=25),
+        eval=EvalConfig(max_images=None, max_side=None),
+        ablation=AblationConfig(seeds=(0, 1, 2), la_steps=600, ts_stage1_steps=400, ts_stage2_steps=400),
+        vgg_weights="imagenet",
+        synthesis_size=256,
+        num_workers=4,
+        time_budget_s=15 * 60,
+    ),
+    "paper": Preset(
+        name="paper",
+        description=(
+            "The papers' schedules: LA 60 epochs x 4000 pairs at batch 2 (120k steps) then lr 1e-4 fine-tuning; "
+            "TS stage 1 then stage 2 with RMSprop at the paper's rates."
+        ),
+        device="cuda",
+        la=LATrainConfig(steps=120_000, fine_tune_steps=20_000, checkpoint_every=2000, log_every=100),
+        ts=TSTrainConfig(stage1_steps=100_000, stage2_steps=100_000, checkpoint_every=2000, log_every=100),
+        eval=EvalConfig(max_images=None, max_side=None),
+        ablation=AblationConfig(seeds=(0, 1, 2), la_steps=120_000, ts_stage1_steps=100_000, ts_stage2_steps=100_000),
+        vgg_weights="imagenet",
+        synthesis_size=256,
+        num_workers=8,
+    ),
+}
+
+
+def _suggest(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; an unknown name raises :class:`ConfigError` naming the valid ones."""
+    try:
+        return PRESETS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}.{_suggest(str(name), PRESETS)}"
+        ) from None
+
+
+def resolve_device(device: str | None) -> str:
+    """Turn "auto"/None into "cuda" when a GPU is visible, else "cpu"; check that an explicit CUDA device exists."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} was asked for but PyTorch sees no CUDA GPU; pass device='cpu' (or 'auto')."
+        )
+    return str(device)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A preset plus the per-run parameters a notebook or CLI call chose."""
+
+    preset: Preset
+    seed: int = 0
+    device: str = "cpu"
+    data_root: Path | None = None
+    results_dir: Path = field(default_factory=lambda: REPO_ROOT / "results")
+    retrain: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    @property
+    def results_preset_dir(self) -> Path:
+        """``results/<preset>/``: where this preset's runs are stored."""
+        return self.results_dir / self.preset.name
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly record of the whole configuration (written beside every result)."""
+        d = dataclasses.asdict(self)
+        d["data_root"] = str(self.data_root) if self.data_root else None
+        d["results_dir"] = str(self.results_dir)
+        return d
+
+
+def resolve(
+    preset: str = "smoke",
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    retrain: bool = False,
+    **overrides: Any,
+) -> RunConfig:
+    """Build the :class:`RunConfig` for a notebook's parameters.
+
+    ``overrides`` may replace top-level preset fields (e.g. ``vgg_weights="random"``) or,
+    with a ``section__field`` name, a field of a section (e.g. ``la__steps=10``).
+    Any other name raises :class:`ConfigError` with the closest valid name, so a misspelled
+    papermill parameter is an error, not a silently ignored variable.
+    """
+    p = get_preset(preset)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    top = {f.name for f in fields(Preset)} - {"name", "description", "la", "ts", "eval", "ablation"}
+    sections = {"la", "ts", "eval", "ablation"}
+    changes: dict[str, Any] = {}
+    section_changes: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        if "__" in key:
+            sec, _, fname = key.partition("__")
+            if sec not in sections:
+                raise ConfigError(f"unknown parameter {key!r}: no section {sec!r}.{_suggest(sec, sections)}")
+            valid = {f.name for f in fields(getattr(p, sec))}
+            if fname not in valid:
+                raise ConfigError(
+                    f"unknown parameter {key!r}: {sec} has no field {fname!r}.{_suggest(fname, valid)}"
+                )
+            section_changes.setdefault(sec, {})[fname] = value
+        elif key in top:
+            changes[key] = value
+        else:
+            names = top | {"seed", "device", "data_root", "results_dir", "retrain"}
+            raise ConfigError(f"unknown parameter {key!r}.{_suggest(key, names)}")
+    for sec, ch in section_changes.items():
+        changes[sec] = replace(getattr(p, sec), **ch)
+    if changes:
+        p = replace(p, **changes)
+    if p.vgg_weights not in ("imagenet", "random"):
+        raise ConfigError(f"vgg_weights must be 'imagenet' or 'random', got {p.vgg_weights!r}")
+    dev = resolve_device(device if device is not None else p.device if p.device != "cuda" else "auto")
+    if device is None and p.device == "cuda" and dev == "cpu":
+        import warnings
+
+        warnings.warn(
+            f"preset {p.name!r} is meant for a GPU but none is visible: running on the CPU will be slow.",
+            stacklevel=2,
+        )
+    from sirr.data.root import find_data_root
+
+    root = find_data_root(data_root)
+    rdir = Path(results_dir) if results_dir else REPO_ROOT / "results"
+    return RunConfig(preset=p, seed=seed, device=dev, data_root=root, results_dir=rdir, retrain=bool(retrain))
