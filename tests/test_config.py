@@ -1,0 +1,89 @@
+"""Presets, parameter validation and the data-root rules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sirr.config import PRESETS, ConfigError, get_preset, resolve
+from sirr.data.root import DataRootError, find_data_root
+
+
+def test_presets_are_the_three_named_ones_and_frozen():
+    assert list(PRESETS) == ["smoke", "demo", "paper"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["smoke"].device = "cuda"  # type: ignore[misc]
+
+
+def test_paper_preset_holds_the_papers_schedules():
+    p = get_preset("paper")
+    assert (p.la.lr, p.la.fine_tune_lr, p.la.betas, p.la.batch_size) == (2e-4, 1e-4, (0.5, 0.99), 2)
+    assert p.la.steps == 60 * 4000 // 2  # 60 epochs of 4000 pairs at batch 2
+    assert (p.ts.lr_stage1, p.ts.lr_stage2, p.ts.lr_discriminator) == (2e-4, 2e-4, 2e-5)
+    assert p.vgg_weights == "imagenet"
+
+
+def test_smoke_is_cpu_and_uses_the_labelled_vgg_fallback():
+    p = get_preset("smoke")
+    assert p.device == "cpu" and p.vgg_weights == "random"
+    assert p.time_budget_s == 90
+
+
+def test_unknown_preset_names_the_valid_ones_and_suggests():
+    with pytest.raises(ConfigError, match=r"unknown preset 'demoo'.*smoke, demo, paper.*Did you mean 'demo'"):
+        get_preset("demoo")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"sead": 3}, r"unknown parameter 'sead'"),
+    ({"la__stepz": 3}, r"la has no field 'stepz'.*'steps'"),
+    ({"las__steps": 3}, r"no section 'las'.*'la'"),
+    ({"vgg_weights": "imagenett"}, r"vgg_weights must be"),
+])
+def test_misspelled_parameters_are_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve("smoke", **bad)
+
+
+def test_overrides_replace_only_what_they_name():
+    run = resolve("smoke", seed=3, la__steps=7, vgg_weights="random")
+    assert run.seed == 3 and run.preset.la.steps == 7
+    assert run.preset.la.lr == PRESETS["smoke"].la.lr
+    assert PRESETS["smoke"].la.steps != 7  # the preset itself is untouched
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_bad_seed_is_rejected(seed):
+    with pytest.raises(ConfigError, match="seed"):
+        resolve("smoke", seed=seed)
+
+
+def test_cuda_device_without_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        resolve("smoke", device="cuda")
+
+
+def test_data_root_precedence(tmp_path, monkeypatch):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    monkeypatch.setenv("SIRR_DATA", str(b))
+    assert find_data_root(a) == a.resolve()  # explicit beats the environment
+    assert find_data_root(None) == b.resolve()
+    monkeypatch.setenv("SIRR_DATA", str(tmp_path / "missing"))
+    with pytest.raises(DataRootError, match=r"\$SIRR_DATA"):
+        find_data_root(None)
+    with pytest.raises(DataRootError, match="data_root parameter"):
+        find_data_root(tmp_path / "nope")
+
+
+def test_run_config_records_everything_as_json():
+    import json
+
+    run = resolve("smoke", seed=2)
+    d = json.loads(json.dumps(run.as_dict()))
+    assert d["seed"] == 2 and d["preset"]["name"] == "smoke" and d["device"] == "cpu"
