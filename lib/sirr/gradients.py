@@ -1,0 +1,108 @@
+"""The gradient-domain maps of LA Fig. 4: CEILNet's edge map ``E`` and the normalised absolute Laplacian ``L``.
+
+LA Fig. 4 shows ``1 - E`` and ``1 - L`` beside the input: the Laplacian (second derivative)
+suppresses smooth, low-frequency reflections that still show in the first-derivative edge map,
+while the hard boundaries of strong reflections survive -- the motivation for the multi-scale
+Laplacian sub-module (LA Eq. 4, :class:`sirr.models.location_aware.MultiScaleLaplacian`).
+
+Both maps take ``(B, 3, H, W)`` tensors in [0, 1] and return ``(B, 1, H, W)`` maps in [0, 1].
+Normalisation (the paper only says each map ranges between 0 and 1): ``normalize="max"``
+(default) divides each image's map by its own maximum, so both maps use their full range and
+can be compared side by side; ``normalize="bound"`` divides by the largest value the operator can
+reach on any image in [0, 1] (``E``: 6, ``L``: 12, summed over 3 channels), which keeps absolute
+magnitudes comparable across images. A flat image maps to zeros either way.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from kornia.filters import filter2d
+from torch import nn
+
+__all__ = ["LAPLACIAN_KERNEL", "laplacian_map", "edge_map", "multiscale_responses", "region_energy", "GradientMapError"]
+
+#: ``k_L`` of LA Sec. 3.1: the 3x3 Laplacian the MLSM kernel is initialised to.
+LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+class GradientMapError(ValueError):
+    """Input that is not a (B, C, H, W) floating tensor, or an unknown normalisation."""
+
+
+def _check(img: torch.Tensor, normalize: str) -> None:
+    if not isinstance(img, torch.Tensor) or img.ndim != 4 or not img.is_floating_point():
+        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+        raise GradientMapError(f"expected a floating (B, C, H, W) tensor in [0, 1], got {shape}")
+    if normalize not in ("max", "bound"):
+        raise GradientMapError(f"normalize must be 'max' or 'bound', got {normalize!r}")
+
+
+def _normalise(m: torch.Tensor, normalize: str, bound: float) -> torch.Tensor:
+    if normalize == "bound":
+        return (m / bound).clamp(0, 1)
+    peak = m.amax(dim=(1, 2, 3), keepdim=True)
+    return torch.where(peak > 0, m / peak.clamp(min=torch.finfo(m.dtype).tiny), torch.zeros_like(m))
+
+
+def laplacian_map(img: torch.Tensor, normalize: str = "max", kernel: torch.Tensor | None = None) -> torch.Tensor:
+    """``L`` of LA Fig. 4: ``sum_c |k_L * img_c|``, normalised to [0, 1]; ``(B, C, H, W) -> (B, 1, H, W)``.
+
+    ``k_L`` (or ``kernel``, a 3x3 alternative such as a learned MLSM kernel) is applied to each
+    channel, as the MLSM applies its depthwise kernel; absolute responses are summed over channels.
+    Borders are replicated, so flat regions touching the border give 0 (the network itself zero-pads).
+    """
+    _check(img, normalize)
+    k = (LAPLACIAN_KERNEL if kernel is None else kernel).to(img.device, img.dtype)
+    resp = filter2d(img, k[None], border_type="replicate").abs().sum(dim=1, keepdim=True)
+    reach = max(float(k.clamp(min=0).sum()), float(-k.clamp(max=0).sum()))  # largest |response| on [0, 1] images
+    return _normalise(resp, normalize, reach * img.shape[1])
+
+
+def edge_map(img: torch.Tensor, normalize: str = "max") -> torch.Tensor:
+    """``E`` of LA Fig. 4: CEILNet's edge map (Fan et al. 2017, LA ref. [4]), normalised to [0, 1].
+
+    CEILNet's ``computeEdge.lua``: per channel, the x-gradient at a pixel is the mean of the
+    absolute differences to its left and right neighbours, ``(|x_{j+1} - x_j| + |x_j - x_{j-1}|) / 2``
+    (a missing neighbour at the border contributes 0), likewise in y; ``E = sum_c (G_x + G_y)``.
+    ``(B, C, H, W) -> (B, 1, H, W)``.
+    """
+    _check(img, normalize)
+    p = F.pad(img, (1, 1, 1, 1), mode="replicate")  # replicated border: zero difference, as CEILNet's zero-filled ends
+    dx = (p[..., 1:-1, 1:] - p[..., 1:-1, :-1]).abs()  # (B, C, H, W+1): differences between horizontal neighbours
+    dy = (p[..., 1:, 1:-1] - p[..., :-1, 1:-1]).abs()
+    gx = (dx[..., 1:] + dx[..., :-1]) / 2
+    gy = (dy[..., 1:, :] + dy[..., :-1, :]) / 2
+    e = (gx + gy).sum(dim=1, keepdim=True)
+    return _normalise(e, normalize, 2.0 * img.shape[1])
+
+
+def multiscale_responses(img: torch.Tensor, mlsm: nn.Module) -> torch.Tensor:
+    """Absolute response of each scale of an MLSM (LA Eq. 4), summed over its channels: ``(B, S, H, W)``.
+
+    ``mlsm`` is a :class:`sirr.models.location_aware.MultiScaleLaplacian`; its output (scales
+    concatenated in the order of ``mlsm.scales``, e.g. ``[1/8, 1/4, 1/2, 1]``, each already
+    resized back to the input size) is split per scale.
+    """
+    _check(img, "max")
+    with torch.no_grad():
+        feats = mlsm(img)
+    return torch.stack([f.abs().sum(dim=1) for f in feats.chunk(len(mlsm.scales), dim=1)], dim=1)
+
+
+def region_energy(responses: torch.Tensor, mask: torch.Tensor, border: int = 16) -> torch.Tensor:
+    """Mean response inside ``mask`` and outside it, per image and scale: ``(B, S, 2)`` ``[inside, outside]``.
+
+    ``responses``: ``(B, S, H, W)`` (e.g. :func:`multiscale_responses`); ``mask``: ``(B, 1, H, W)``
+    boolean. A ``border``-pixel frame is left out of both regions (the MLSM zero-pads, which makes
+    the coarse scales respond at the image frame). An empty region gives NaN.
+    """
+    if mask.shape[0] != responses.shape[0] or mask.shape[-2:] != responses.shape[-2:]:
+        raise GradientMapError(f"mask {tuple(mask.shape)} does not match responses {tuple(responses.shape)}")
+    valid = torch.zeros_like(mask, dtype=torch.bool)
+    valid[..., border:mask.shape[-2] - border, border:mask.shape[-1] - border] = True
+    out = []
+    for region in (mask.bool() & valid, ~mask.bool() & valid):
+        w = region.to(responses.dtype)
+        out.append((responses * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)))
+    return torch.stack(out, dim=-1)
