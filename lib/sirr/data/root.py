@@ -48,8 +48,12 @@ def find_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
     """Resolve the data root: the argument, else ``$SIRR_DATA``, else ``../shared/data`` if it exists, else ``None``.
 
     An explicit argument or environment value that is not a directory raises :class:`DataRootError`
-    (a typo should not silently fall back to sample photos).
+    (a typo should not silently fall back to sample photos). The value ``"none"`` (argument or
+    ``$SIRR_DATA``) asks for no data root at all: the chapters then use the sample photos that ship
+    inside installed packages, and say so.
     """
+    if str(data_root).lower() == "none" or str(os.environ.get(ENV_VAR, "")).lower() == "none" and data_root in (None, ""):
+        return None
     if data_root not in (None, ""):
         p = Path(data_root).expanduser()
         if not p.is_dir():
