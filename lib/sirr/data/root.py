@@ -52,7 +52,9 @@ def find_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
     ``$SIRR_DATA``) asks for no data root at all: the chapters then use the sample photos that ship
     inside installed packages, and say so.
     """
-    if str(data_root).lower() == "none" or str(os.environ.get(ENV_VAR, "")).lower() == "none" and data_root in (None, ""):
+    if data_root not in (None, "") and str(data_root).lower() == "none":
+        return None
+    if data_root in (None, "") and os.environ.get(ENV_VAR, "").lower() == "none":
         return None
     if data_root not in (None, ""):
         p = Path(data_root).expanduser()
