@@ -109,3 +109,24 @@ def test_multiscale_responses_and_region_energy():
     assert (e[..., 0] > e[..., 1]).all()
     with pytest.raises(GradientMapError, match="does not match"):
         region_energy(resp, mask[..., :32])
+
+
+def test_layer_response_ratio_linearity_and_blur_suppression():
+    from sirr.gradients import layer_response_ratio
+    from sirr.models.location_aware import MultiScaleLaplacian
+
+    mlsm = MultiScaleLaplacian(channels=3)
+    T = step(s=64, at=32)
+    # the same layer on both sides: ratio exactly 1 at every scale, NaN outside an all-True mask
+    r = layer_response_ratio(T, T.clone(), mlsm, border=8)
+    assert r.shape == (2, 4, 2)
+    torch.testing.assert_close(r[..., 0], torch.ones(2, 4))
+    assert torch.isnan(r[..., 1]).all()
+    # a blurred copy as R: the full-scale Laplacian suppresses it much more than the 1/8 scale does
+    from sirr.data.synthesis import gaussian_blur
+
+    R = gaussian_blur(T.transpose(-1, -2).contiguous(), torch.full((2,), 4.0))
+    r = layer_response_ratio(T, R, mlsm, border=8)[..., 0]
+    assert (r[:, 3] < 0.5).all() and (r[:, 0] > 2 * r[:, 3]).all()
+    with pytest.raises(GradientMapError, match="same shape"):
+        layer_response_ratio(T, R[..., :32], mlsm)

@@ -241,3 +241,15 @@ def test_bad_input_errors():
         ReflectionSynthesizer(photos(1), size=32)
     with pytest.raises(SynthesisError, match="unknown recipe"):
         ReflectionSynthesizer(photos(), recipe="zhang", size=32)
+
+
+def test_synthesizer_pairs_are_the_raw_crops_the_recipe_gets():
+    a = ReflectionSynthesizer(photos(), recipe="ceilnet", size=32, seed=3)
+    b = ReflectionSynthesizer(photos(), recipe="ceilnet", size=32, seed=3)
+    T, R = a.pairs(2)
+    assert T.shape == R.shape == (2, 3, 32, 32)
+    assert not torch.equal(T, R)
+    out = b.batch(2)
+    torch.testing.assert_close(out["T"], T)  # CEILNet keeps T as it is
+    with pytest.raises(SynthesisError, match="batch_size"):
+        a.pairs(0)

@@ -20,7 +20,15 @@ import torch.nn.functional as F
 from kornia.filters import filter2d
 from torch import nn
 
-__all__ = ["LAPLACIAN_KERNEL", "laplacian_map", "edge_map", "multiscale_responses", "region_energy", "GradientMapError"]
+__all__ = [
+    "LAPLACIAN_KERNEL",
+    "laplacian_map",
+    "edge_map",
+    "multiscale_responses",
+    "region_energy",
+    "layer_response_ratio",
+    "GradientMapError",
+]
 
 #: ``k_L`` of LA Sec. 3.1: the 3x3 Laplacian the MLSM kernel is initialised to.
 LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
@@ -106,3 +114,25 @@ def region_energy(responses: torch.Tensor, mask: torch.Tensor, border: int = 16)
         w = region.to(responses.dtype)
         out.append((responses * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)))
     return torch.stack(out, dim=-1)
+
+
+def layer_response_ratio(T: torch.Tensor, R: torch.Tensor, mlsm: nn.Module, mask: torch.Tensor | None = None,
+                         border: int = 16) -> torch.Tensor:
+    """How strongly each MLSM scale (LA Eq. 4) sees the reflection layer relative to the transmission: ``(B, S, 2)``.
+
+    The MLSM is linear (bilinear resizing and a convolution, no bias), so for a blend ``I = T + R``
+    its features split exactly as ``F_s(I) = F_s(T) + F_s(R)``. This returns
+    ``mean |F_s(R)| / mean |F_s(T)|`` per image and scale, ``[..., 0]`` inside ``mask`` and
+    ``[..., 1]`` outside it (``mask=None``: the whole image is "inside", outside is NaN), leaving
+    out a ``border``-pixel frame as :func:`region_energy`. A ratio near 0 means the scale suppresses
+    the reflection; near or above 1 means the reflection is as visible as the transmission there.
+    """
+    _check(T, "max")
+    _check(R, "max")
+    if T.shape != R.shape:
+        raise GradientMapError(f"T {tuple(T.shape)} and R {tuple(R.shape)} must have the same shape")
+    if mask is None:
+        mask = torch.ones(T.shape[0], 1, *T.shape[-2:], dtype=torch.bool, device=T.device)
+    e_r = region_energy(multiscale_responses(R, mlsm), mask, border)
+    e_t = region_energy(multiscale_responses(T, mlsm), mask, border)
+    return e_r / e_t

@@ -369,18 +369,24 @@ RECIPES: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
 
 
 def _photo_to_uint8(photo: Any, size: int) -> torch.Tensor:
-    """(H, W, 3) float in [0, 1] or uint8 -> (3, H', W') uint8 with the short side at least ``size``."""
+    """(H, W, 3) float in [0, 1] or uint8 -> (3, H', W') uint8 with the short side at least ``size``.
+
+    Photos whose short side is below ``size`` are upscaled (bilinear, aspect kept) with PIL on the
+    8-bit image -- this runs once per photo when a synthesizer is built, so it should be cheap.
+    """
+    from PIL import Image
+
     a = np.asarray(photo)
     if a.ndim != 3 or a.shape[2] != 3:
         raise SynthesisError(f"photos must be (H, W, 3) arrays, got shape {a.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
-    x = x.float() / 255.0 if a.dtype == np.uint8 else x.float().clamp(0, 1)
-    short = min(x.shape[1:])
-    if short < size:
-        f = size / short
-        hw = (max(size, round(x.shape[1] * f)), max(size, round(x.shape[2] * f)))
-        x = F.interpolate(x[None], size=hw, mode="bilinear", align_corners=False, antialias=False)[0].clamp(0, 1)
-    return (x * 255.0 + 0.5).to(torch.uint8)
+    if a.dtype != np.uint8:
+        a = (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    h, w = a.shape[:2]
+    if min(h, w) < size:
+        f = size / min(h, w)
+        hw = (max(size, round(h * f)), max(size, round(w * f)))
+        a = np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((hw[1], hw[0]), Image.BILINEAR))
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
 
 class ReflectionSynthesizer:
@@ -448,7 +454,7 @@ class ReflectionSynthesizer:
             c = torch.rot90(c, int(u[5] * 4) % 4, dims=(1, 2))
         return c
 
-    def _draw(self, n: int) -> dict[str, torch.Tensor]:
+    def _pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.generator
         u = torch.rand(n, 14, generator=g, device=self.device, dtype=torch.float64).cpu().tolist()
         m = len(self._photos)
@@ -459,7 +465,17 @@ class ReflectionSynthesizer:
             ir += ir >= it
             Ts.append(self._crop(it, row[2:8]))
             Rs.append(self._crop(ir, row[8:14]))
-        return RECIPES[self.recipe](torch.stack(Ts), torch.stack(Rs), g, **self.recipe_kwargs)
+        return torch.stack(Ts), torch.stack(Rs)
+
+    def _draw(self, n: int) -> dict[str, torch.Tensor]:
+        T, R = self._pairs(n)
+        return RECIPES[self.recipe](T, R, self.generator, **self.recipe_kwargs)
+
+    def pairs(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(T, R)``: ``batch_size`` augmented crops of two different photos each, before any recipe (for figures)."""
+        if batch_size < 1:
+            raise SynthesisError(f"batch_size must be >= 1, got {batch_size}")
+        return self._pairs(batch_size)
 
     def batch(self, batch_size: int) -> dict[str, torch.Tensor]:
         """``batch_size`` synthetic triples on the device (dict of ``(B, ...)`` tensors, see the recipe)."""

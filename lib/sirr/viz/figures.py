@@ -93,6 +93,7 @@ def save_figure(fig, name: str, run=None, caption: str = "", figures_dir: str | 
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a figure is for everyone to read
         os.replace(tmp, png)
     finally:
         if os.path.exists(tmp):
