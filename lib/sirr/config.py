@@ -118,7 +118,7 @@ PRESETS: dict[str, Preset] = {
         description="CPU plumbing check used by CI: tiny crops, a few steps, each notebook within 90 s.",
         device="cpu",
         la=LATrainConfig(steps=4, fine_tune_steps=2, batch_size=2, crop=64, checkpoint_every=3, log_every=1),
-        ts=TSTrainConfig(stage1_steps=4, stage2_steps=4, batch_size=2, crop=128, checkpoint_every=3, log_every=1),
+        ts=TSTrainConfig(stage1_steps=4, stage2_steps=4, batch_size=2, crop=64, checkpoint_every=3, log_every=1),
         eval=EvalConfig(max_images=3, max_side=160),
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=2, ts_stage1_steps=2, ts_stage2_steps=2),
         vgg_weights="random",
