@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one method at a preset (single process or under torchrun)")
     t.add_argument("method", choices=["la", "ts"])
     _common(t)
-    t.add_argument("--run-dir", default=None, help="checkpoints and logs (default: runs/<method>/<preset>/<seed>)")
+    t.add_argument("--run-dir", default=None, help="checkpoints and logs (default: runs/<preset>/<method>/full/seed<seed>)")
     t.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --run-dir")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="preset overrides, e.g. la__steps=10 vgg_weights=random")

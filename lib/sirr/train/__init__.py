@@ -1,0 +1,48 @@
+"""Training of both methods: LA (Dong et al. 2021) and TS (Li & Lun 2019), at a preset.
+
+``train_location_aware`` / ``train_two_stage`` run (or resume) a training at ``run``'s preset and
+return a :class:`TrainResult`; ``load_location_aware`` / ``load_two_stage`` read the checkpoints
+they write; ``read_metrics`` gives the logged losses as a DataFrame. The engine (seeding, torchrun,
+atomic ``weights_only`` checkpoints, metrics file) is :mod:`sirr.train.engine`.
+"""
+
+from sirr.train.engine import (
+    CUDA_DETERMINISM_NOTES,
+    CheckpointError,
+    CheckpointNotFoundError,
+    MetricsNotFoundError,
+    TrainResult,
+    default_run_dir,
+    load_checkpoint,
+    read_metrics,
+)
+from sirr.train.location_aware import load_location_aware, train_location_aware
+
+__all__ = [
+    "CUDA_DETERMINISM_NOTES",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "MetricsNotFoundError",
+    "TrainResult",
+    "default_run_dir",
+    "load_checkpoint",
+    "read_metrics",
+    "train_location_aware",
+    "load_location_aware",
+    "train_two_stage",
+    "load_two_stage",
+    "train_cli",
+]
+
+
+def __getattr__(name: str):
+    # TS training and the CLI are imported on first use (the TS model lives in its own module).
+    if name in ("train_two_stage", "load_two_stage"):
+        from sirr.train import two_stage
+
+        return getattr(two_stage, name)
+    if name == "train_cli":
+        from sirr.train.cli import train_cli
+
+        return train_cli
+    raise AttributeError(f"module 'sirr.train' has no attribute {name!r}")

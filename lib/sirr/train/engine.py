@@ -1,0 +1,593 @@
+"""What both training loops share: seeding and determinism, torchrun/DDP set-up, atomic checkpoints
+that load with ``weights_only=True``, RNG-state capture for a bit-exact resume, the metrics file.
+
+Determinism
+-----------
+:func:`configure_determinism` seeds ``random``, NumPy and torch and calls
+``torch.use_deterministic_algorithms(True, warn_only=True)``. On the CPU this makes the same preset
+and seed give bitwise-identical weights (same PyTorch build and thread count). On CUDA it also sets
+``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (before the first cuBLAS call) and
+``torch.backends.cudnn.deterministic = True`` / ``benchmark = False``; see :data:`CUDA_DETERMINISM_NOTES`
+for what stays non-deterministic there.
+
+Resume
+------
+A checkpoint holds every piece of state the next step reads: the model, optimiser(s), the
+discriminator / critic and its optimiser, the synthesizer's ``torch.Generator`` state (the whole data
+order: crops, flips, blend parameters), the torch / NumPy / Python (and CUDA) RNG states of every
+rank, the step and the phase. The learning-rate schedule is a pure function of the step (constant,
+then the fine-tuning rate), so the step *is* the scheduler state. Resuming from ``last.pt`` therefore
+continues the identical sequence of updates: on the CPU the final weights equal those of an
+uninterrupted run bit for bit (tested, including a SIGKILL mid-run).
+
+Checkpoints contain only tensors and primitive containers (RNG states converted to tensors/lists) so
+that :func:`load_checkpoint` can use ``torch.load(..., weights_only=True)``; a file with pickled code is
+refused with one line. Writes go to a temporary file in the same folder, are fsynced and renamed with
+``os.replace`` — a crash mid-write never leaves a half file under the real name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import random
+import re
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CUDA_DETERMINISM_NOTES",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "MetricsNotFoundError",
+    "Distributed",
+    "MetricsLog",
+    "RunLog",
+    "TrainResult",
+    "atomic_torch_save",
+    "capture_rng",
+    "configure_determinism",
+    "default_run_dir",
+    "load_checkpoint",
+    "read_metrics",
+    "restore_rng",
+    "seed_everything",
+    "setup_distributed",
+    "variant_name",
+]
+
+CHECKPOINT_FORMAT = "sirr-checkpoint"
+CHECKPOINT_VERSION = 1
+_KIND_NAMES = {"la": "LA (location-aware, Dong et al. 2021)", "ts": "TS (two-stage, Li & Lun 2019)"}
+
+#: What is and is not bitwise reproducible on CUDA (text for the README / "running this book" page).
+CUDA_DETERMINISM_NOTES = """\
+On CUDA the training engine sets CUBLAS_WORKSPACE_CONFIG=:4096:8 (before the first cuBLAS call),
+torch.backends.cudnn.deterministic=True, cudnn.benchmark=False and
+torch.use_deterministic_algorithms(True, warn_only=True), seeds every RNG and checkpoints every RNG
+state, so a resumed run continues the same data order and the same random draws. Runs are still NOT
+guaranteed to be bitwise identical on a GPU, because:
+- bilinear up-sampling backward (upsample_bilinear2d_backward, used by LA's multi-scale Laplacian
+  module and by the 1/2, 1/4 perceptual targets) has no deterministic CUDA kernel and accumulates with
+  atomicAdd; PyTorch warns once ("...does not have a deterministic implementation") and runs it anyway
+  (warn_only=True), so gradients differ in the last bits from run to run;
+- bf16 autocast (preset la.amp_bf16 / ts.amp_bf16, on by default for CUDA) rounds activations to
+  8 mantissa bits, so the GPU result differs from the fp32 CPU result by far more than the last bit,
+  and the atomics above are then amplified; set la__amp_bf16=False / ts__amp_bf16=False for fp32;
+- cuDNN/cuBLAS pick algorithms per GPU model, driver and library version: different cards (an H100
+  and an H200, say) give different bits even when each is deterministic with itself;
+- under torchrun with NCCL, the all-reduce order depends on the topology (ring/tree), so the sum of
+  gradients can differ in the last bits between machines with different GPU counts or interconnects.
+Numbers from GPU runs therefore agree between reruns to within training noise, not bit for bit; the
+CPU path (the `smoke` preset, CI) is bitwise reproducible and is what the tests check. On the CPU,
+"the same" means the same PyTorch build and the same number of threads (torch.get_num_threads(),
+OMP_NUM_THREADS): a different thread count splits reductions differently and changes the last bits.
+These notes were written from PyTorch's documentation; no GPU run was measured for them.
+"""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used here: pickled code, another model's, unreadable, incompatible."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """No checkpoint file at the given path."""
+
+
+class MetricsNotFoundError(FileNotFoundError):
+    """No metrics.jsonl in the given run folder."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Seeding and determinism
+# ------------------------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_determinism(device: str | torch.device) -> None:
+    """Deterministic algorithms where PyTorch has them (see :data:`CUDA_DETERMINISM_NOTES` for CUDA)."""
+    if torch.device(device).type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def capture_rng(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The torch / NumPy / Python (and CUDA) RNG states as tensors and primitives (``weights_only``-safe)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, py_state, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(dev)
+    return state
+
+
+def restore_rng(state: dict[str, Any], device: str | torch.device = "cpu") -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
+    dev = torch.device(device)
+    if dev.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], dev)
+
+
+# ------------------------------------------------------------------------------------------------
+# torchrun / DistributedDataParallel
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Distributed:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: str = "cpu"
+    initialized_here: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (a list indexed by rank) on every rank; ``[obj]`` without DDP."""
+        if not self.enabled:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        """Destroy the process group if this run created it."""
+        if self.initialized_here:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            self.initialized_here = False
+
+
+def setup_distributed(device: str) -> Distributed:
+    """Join the torchrun process group when ``RANK``/``WORLD_SIZE`` say so (NCCL on CUDA, gloo on CPU).
+
+    Under torchrun each process trains on ``cuda:LOCAL_RANK`` (CUDA) or the CPU; without torchrun (or
+    ``WORLD_SIZE=1``) this is a no-op returning rank 0 of 1.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or "RANK" not in os.environ:
+        return Distributed(device=device)
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    is_cuda = torch.device(device).type == "cuda"
+    if is_cuda:
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    here = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if is_cuda else "gloo")
+        here = True
+    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                       device=device, initialized_here=here)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path.tmp`` in the same folder, fsync, then ``os.replace`` onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def plain(obj: Any) -> Any:
+    """Dataclasses, paths and tuples as JSON-/``weights_only``-friendly primitives (dicts, lists, str, numbers)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return str(obj)
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read one of our checkpoints with ``torch.load(weights_only=True)``.
+
+    ``kind`` ("la" or "ts") refuses another model's checkpoint. Raises :class:`CheckpointNotFoundError`
+    for a missing file and :class:`CheckpointError` (one line) for pickled code, an unreadable or
+    truncated file, or a file that is not a sirr training checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f"checkpoint {str(path)!r} does not exist; train first (python -m sirr train ...) or pass the "
+            "path of a final.pt / last.pt"
+        )
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: refusing to load pickled code (torch.load weights_only=True failed: {first}); "
+            "only checkpoints of plain tensors are accepted"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first}") from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        hint = ""
+        if isinstance(obj, dict) and any(isinstance(v, torch.Tensor) for v in obj.values()):
+            hint = " (a bare state dict; for the LA authors' released model.pth use LocationAware.from_release)"
+        raise CheckpointError(f"{path} is not a sirr training checkpoint{hint}")
+    got = obj.get("kind")
+    if kind is not None and got != kind:
+        raise CheckpointError(
+            f"{path} is a {str(got).upper()} checkpoint, not {kind.upper()}: it holds "
+            f"{_KIND_NAMES.get(got, got)} weights; pass a {kind.upper()} checkpoint"
+        )
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------
+# Run folder, logs and metrics
+# ------------------------------------------------------------------------------------------------
+
+
+def variant_name(**options: Any) -> str:
+    """A folder-safe name for non-default options, e.g. ``use_lstm-False`` (``full`` when none)."""
+    parts = []
+    for k, v in sorted(options.items()):
+        if v is None or v == {}:
+            continue
+        if isinstance(v, dict):
+            parts.extend(f"{kk}-{vv}" for kk, vv in sorted(v.items()))
+        else:
+            parts.append(f"{k}-{v}")
+    if not parts:
+        return "full"
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(parts))[:120]
+
+
+def default_run_dir(run: Any, method: str, variant: str = "full") -> Path:
+    """``<repo>/runs/<preset>/<method>/<variant>/seed<seed>`` (``runs/`` is git-ignored)."""
+    from sirr.config import REPO_ROOT
+
+    if method not in ("la", "ts"):
+        raise ValueError(f"method must be 'la' or 'ts', got {method!r}")
+    return REPO_ROOT / "runs" / run.preset.name / method / variant / f"seed{run.seed}"
+
+
+class RunLog:
+    """Notes a run must not hide (VGG fallback, synthetic-only data, resume): printed and kept in ``train.log``."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, echo: bool = True) -> None:
+        self.path = Path(run_dir) / "train.log"
+        self.enabled = enabled
+        self.echo = echo
+        self.notes: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        self.notes.append(message)
+        if not self.enabled:
+            return
+        if self.echo:
+            print(f"[train] {message}", flush=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} {message}\n")
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per logged step, flushed line by line (rank 0 only).
+
+    On resume from step ``k`` the lines of steps > ``k`` (logged after the checkpoint, before the
+    interruption) and any torn last line are dropped (the file is rewritten atomically), so the file
+    never holds a step twice.
+    """
+
+    def __init__(self, path: Path, enabled: bool = True, resume_step: int | None = None) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+        self._fh = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept: list[str] = []
+        if resume_step is not None and self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict) and int(rec.get("step", 0)) <= resume_step:
+                    kept.append(line)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        self._fh.write(json.dumps(record, sort_keys=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def read_metrics(run_dir_or_file: str | os.PathLike):
+    """The metrics of a run as a ``pandas.DataFrame`` (columns: step, phase, lr, seconds and the loss names).
+
+    Accepts a run folder (reads its ``metrics.jsonl``) or the file itself; a torn last line (a run
+    killed mid-write) is skipped.
+    """
+    import pandas as pd
+
+    p = Path(run_dir_or_file)
+    f = p / "metrics.jsonl" if p.is_dir() else p
+    if not f.is_file():
+        raise MetricsNotFoundError(f"no metrics file at {str(f)!r}; train first or pass a run folder")
+    rows = []
+    for line in f.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            rows.append(rec)
+    df = pd.DataFrame(rows)
+    if "step" in df:
+        df = df.sort_values("step", kind="stable").reset_index(drop=True)
+    return df
+
+
+# ------------------------------------------------------------------------------------------------
+# Result
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What a training call returns: the trained model (eval mode) and where its files are."""
+
+    model: Any
+    run_dir: Path
+    checkpoint: Path
+    metrics_path: Path
+    steps: int
+    losses: dict[str, float] = field(default_factory=dict)
+    resumed_from: int | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        resumed = f", resumed_from={self.resumed_from}" if self.resumed_from is not None else ""
+        return (f"TrainResult({type(self.model).__name__}, steps={self.steps}{resumed}, "
+                f"checkpoint={str(self.checkpoint)!r}, seconds={self.seconds:.1f})")
+
+
+def as_floats(losses: dict[str, torch.Tensor | float]) -> dict[str, float]:
+    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in losses.items()}
+
+
+def state_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """True when two state dicts have the same keys and bitwise-equal tensors."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=True)
+
+
+
+# ------------------------------------------------------------------------------------------------
+# One training session (shared by the LA and TS loops)
+# ------------------------------------------------------------------------------------------------
+
+
+class Session:
+    """Run folder, process group, resume, checkpoints and metrics of one training call.
+
+    Only rank 0 creates the folder and writes files; every rank reads ``last.pt`` on resume (the run
+    folder must be on a filesystem all ranks see). Per-rank state (synthesizer generator, RNG states)
+    is gathered from all ranks into the checkpoint, so a resumed DDP run also continues bit-exactly.
+    """
+
+    def __init__(self, run: Any, kind: str, run_dir: Path, *, resume: bool, progress: bool) -> None:
+        self.run = run
+        self.kind = kind
+        self.dist = setup_distributed(run.device)
+        self.device = torch.device(self.dist.device)
+        self._deterministic_before = (torch.are_deterministic_algorithms_enabled(),
+                                      torch.is_deterministic_algorithms_warn_only_enabled())
+        configure_determinism(self.device)
+        seed_everything(run.seed + self.dist.rank)
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.progress = progress and self.dist.is_main
+        self.log = RunLog(self.run_dir, enabled=self.dist.is_main)
+        self.last_path = self.run_dir / "last.pt"
+        self.final_path = self.run_dir / "final.pt"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.metrics: MetricsLog | None = None
+        self.t0 = time.perf_counter()
+        self.seconds_before = 0.0
+        if self.dist.is_main and self.run_dir.is_dir():  # temporaries of a run killed mid-write
+            for stale in self.run_dir.glob(".*.pt.*.tmp"):
+                stale.unlink(missing_ok=True)
+        if self.dist.enabled:
+            self.log(f"torchrun: rank {self.dist.rank} of {self.dist.world_size} on {self.device} "
+                     f"({'nccl' if self.device.type == 'cuda' else 'gloo'}); only rank 0 writes files")
+
+    # -- resume --------------------------------------------------------------------------------
+    def load_last(self, compatible: dict[str, Any]) -> dict[str, Any] | None:
+        """``last.pt`` when resuming and present, after checking ``compatible`` entries match; else None.
+
+        A fresh start (``resume=False`` or no ``last.pt``) removes stale ``last.pt``/``final.pt``.
+        """
+        if self.resume and self.last_path.is_file():
+            ck = load_checkpoint(self.last_path, self.kind)
+            for key, want in plain(compatible).items():
+                have = ck.get("compat", {}).get(key)
+                if have != want:
+                    raise CheckpointError(
+                        f"{self.last_path} was trained with {key}={have!r}, this run asks for {want!r}; "
+                        "pass resume=False (or --run-dir elsewhere) to start a new run"
+                    )
+            if ck.get("world_size", 1) != self.dist.world_size:
+                raise CheckpointError(
+                    f"{self.last_path} was written by {ck.get('world_size', 1)} process(es); resume it with the "
+                    f"same number (this run has {self.dist.world_size})"
+                )
+            self.seconds_before = float(ck.get("seconds", 0.0))
+            self.log(f"resuming from {self.last_path} at step {ck['step']} (phase {ck.get('phase')})")
+            return ck
+        if self.dist.is_main:
+            for p in (self.last_path, self.final_path):
+                if p.exists():
+                    p.unlink()
+        self.dist.barrier()
+        return None
+
+    def open_metrics(self, resume_step: int | None) -> None:
+        self.metrics = MetricsLog(self.metrics_path, enabled=self.dist.is_main, resume_step=resume_step)
+
+    def elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.t0
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(self, step: int, phase: str, states: dict[str, Any], per_rank: dict[str, Any],
+             meta: dict[str, Any], compatible: dict[str, Any], final_model: dict[str, Any] | None = None) -> None:
+        """Write ``last.pt`` (and ``final.pt`` with the model weights and metadata when ``final_model``).
+
+        Collective under DDP (every rank must call it): ``per_rank`` values are gathered from all ranks.
+        """
+        per_rank = {**per_rank, "rng": capture_rng(self.device)}
+        gathered = self.dist.gather(per_rank)
+        if not self.dist.is_main:
+            return
+        from sirr.provenance import provenance
+
+        common = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "kind": self.kind,
+            "step": int(step),
+            "phase": phase,
+            "world_size": self.dist.world_size,
+            "seconds": self.elapsed(),
+            "compat": plain(compatible),
+            "config": plain(self.run.as_dict()),
+            "provenance": plain(provenance(self.run)),
+            **plain(meta),
+        }
+        atomic_torch_save({**common, **states, "per_rank": gathered}, self.last_path)
+        if final_model is not None:
+            atomic_torch_save({**common, **final_model}, self.final_path)
+
+    def close(self) -> None:
+        """Close the metrics file, leave the process group we created, restore the caller's determinism flags."""
+        if self.metrics is not None:
+            self.metrics.close()
+        self.dist.close()
+        enabled, warn_only = self._deterministic_before
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
