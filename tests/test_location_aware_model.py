@@ -138,9 +138,9 @@ def test_determinism_same_seed_same_model_and_output():
 
 def test_init_weights_follows_the_paper():
     model = LocationAware()
-    w = model.transmission_net.bottleneck[0].weight
+    w = model.transmission_net.bottleneck[0].weight.detach()
     assert abs(float(w.std()) - 0.02) < 0.002 and abs(float(w.mean())) < 0.001
-    assert float(model.transmission_net.bottleneck[0].bias.abs().max()) == 0.0
+    assert float(model.transmission_net.bottleneck[0].bias.detach().abs().max()) == 0.0
     k_l = torch.tensor(LAPLACIAN_KERNEL)
     assert torch.equal(model.laplacian_kernel.detach(), k_l.expand(6, 1, 3, 3))
 
@@ -347,17 +347,23 @@ def test_channels_last_and_cpu_bf16_autocast():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu_and_runs_under_bf16_autocast():
-    model = lively(LocationAware()).eval()
+def test_cuda_matches_cpu_and_runs_under_bf16_autocast(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare fp32 with fp32, not TF32
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    # The paper's init (std 0.02), not ``lively``: at std 0.08 the activations grow by ~4x per layer and
+    # the clamped outputs flip between 0 and 1 on rounding differences between CPU and cuDNN kernels.
+    model = LocationAware(generator=torch.Generator().manual_seed(0)).eval()
     x = image(1, 3, 40, 56)
     with torch.no_grad():
-        ref = model(x).transmission
+        ref = model(x)
         gpu = model.cuda()
-        out = gpu(x.cuda()).transmission
+        out = gpu(x.cuda())
         with torch.autocast("cuda", dtype=torch.bfloat16):
             bf = gpu(x.cuda().contiguous(memory_format=torch.channels_last)).transmission
-    torch.testing.assert_close(out.cpu(), ref, rtol=1e-3, atol=1e-4)
-    assert bf.shape == ref.shape and torch.isfinite(bf).all()
+    for a, b in zip(out.transmissions + out.rcmaps + out.reflections, ref.transmissions + ref.rcmaps + ref.reflections):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-3, atol=1e-4)
+    assert bf.shape == ref.transmission.shape and torch.isfinite(bf).all()
+    assert float((bf.float().cpu() - ref.transmission).abs().max()) < 5e-2
     gpu.train()
     (1e3 * gpu(x.cuda()).transmission.sum()).backward()
     assert float(gpu.laplacian_kernel.grad.norm()) <= 0.25 + 1e-5

@@ -257,13 +257,15 @@ class ConvLSTMCell(nn.Module):
         self.output_gate = nn.Conv2d(cat, hidden_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The four gate convolutions run as one convolution with their weights stacked (same numbers,
+        # one pass over z instead of four; the parameters and state-dict keys stay the release's).
         z = torch.cat([x, h], dim=1)
-        i = torch.sigmoid(self.input_gate(z))
-        f = torch.sigmoid(self.forget_gate(z))
-        g = torch.tanh(self.cell_gate(z))
-        o = torch.sigmoid(self.output_gate(z))
-        c = f * c + i * g
-        return o * torch.tanh(c), c
+        gates = (self.input_gate, self.forget_gate, self.cell_gate, self.output_gate)
+        weight = torch.cat([g.weight for g in gates])
+        bias = torch.cat([g.bias for g in gates])
+        i, f, g, o = F.conv2d(z, weight, bias, padding=1).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class UpBlock(nn.Module):

@@ -1,0 +1,207 @@
+"""Plotting and table helpers for the LA chapters (03: the network, 04: its training).
+
+Every function takes computed things (a model, its :class:`~sirr.models.LocationAwareOutput`, a
+metrics DataFrame, bench reports) and returns a matplotlib Figure or a pandas DataFrame; nothing
+here trains or times anything.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "MODULE_GROUPS",
+    "parameter_table",
+    "flops_table",
+    "iteration_grid",
+    "iteration_figure",
+    "loss_curves",
+    "cost_table",
+]
+
+#: Parts of the network in LA Fig. 2's vocabulary -> the attribute prefixes that hold them.
+MODULE_GROUPS = (
+    ("G_R image branch (conv + 6 SE-ResBlocks on [I, T_{i-1}])", ("image_in", "image_blocks")),
+    ("G_R RDM: MLSM kernel (Eq. 4)", ("mlsm",)),
+    ("G_R RDM: f_Lap (conv + PReLU + 3 SE-ResBlocks)", ("laplacian_in", "laplacian_in_act", "laplacian_blocks", "shared_prelu")),
+    ("G_R RDM: RCMap head (Eq. 5)", ("rcmap_head",)),
+    ("G_R TSM (3 SE-ResBlocks, x (1 - C))", ("suppression_blocks",)),
+    ("G_R conv-LSTM", ("lstm", "lstm_replacement")),
+    ("G_R reflection head", ("reflection_head",)),
+    ("G_T CBAM contextual auto-encoder (Eq. 3)", ("transmission_net",)),
+)
+
+
+def _to_np(t) -> np.ndarray:
+    """(1, C, H, W) or (C, H, W) tensor -> HxWx3 / HxW float array in [0, 1]."""
+    import torch
+
+    if isinstance(t, torch.Tensor):
+        t = t.detach().float().cpu()
+        if t.ndim == 4:
+            t = t[0]
+        a = t.permute(1, 2, 0).numpy()
+    else:
+        a = np.asarray(t, dtype=np.float32)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    return np.clip(a, 0.0, 1.0)
+
+
+def parameter_table(model) -> "pandas.DataFrame":  # noqa: F821
+    """Parameters per part of the network (LA Fig. 2 names) with the total; every parameter is counted once."""
+    import pandas as pd
+
+    rows, seen = [], set()
+    for label, prefixes in MODULE_GROUPS:
+        n = 0
+        for name, p in model.named_parameters():
+            if name.split(".")[0] in prefixes:
+                n += p.numel()
+                seen.add(name)
+        if n:
+            rows.append({"part (LA Fig. 2)": label, "parameters": n})
+    rest = sum(p.numel() for name, p in model.named_parameters() if name not in seen)
+    if rest:
+        rows.append({"part (LA Fig. 2)": "other", "parameters": rest})
+    total = sum(r["parameters"] for r in rows)
+    rows.append({"part (LA Fig. 2)": "total", "parameters": total})
+    df = pd.DataFrame(rows)
+    df["share"] = (df["parameters"] / total).map(lambda v: f"{v:.1%}")
+    return df
+
+
+def flops_table(model, sizes: Sequence[tuple[int, int]] = ((256, 256), (400, 540)), paper_gflops: float | None = None):
+    """FLOPs per iteration at each size (``count_flops``), GMACs, and the paper's number beside."""
+    import pandas as pd
+
+    from sirr.models.location_aware import count_flops
+
+    rows = []
+    for h, w in sizes:
+        c = count_flops(model, h, w)
+        row = {"size (H x W)": f"{h} x {w}", "runs at": f"{c['padded_height']} x {c['padded_width']}",
+               "GFLOPs / iteration (ours)": round(c["gflops_per_iteration"], 2),
+               "GMACs / iteration (ours)": round(c["gmacs_per_iteration"], 2),
+               "GFLOPs, 3 iterations (ours)": round(c["gflops_total"], 2)}
+        if paper_gflops is not None:
+            row["paper (per iteration, size/convention unstated)"] = paper_gflops
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def iteration_grid(I, out, title: str | None = None, size: float = 2.4):
+    """LA Figs. 3/5 style: one row per iteration i — input I, RCMap Ĉ_i, R̂_i (x3 for visibility), T̂_i."""
+    import matplotlib.pyplot as plt
+
+    n = len(out.transmissions)
+    img = _to_np(I)
+    aspect = img.shape[0] / max(img.shape[1], 1)
+    fig, axes = plt.subplots(n, 4, figsize=(4 * size, n * size * aspect + 0.6), squeeze=False)
+    for i in range(n):
+        panels = [(img, "input $I$"), (_to_np(out.rcmaps[i]), f"RCMap $\\hat C_{i + 1}$"),
+                  (np.clip(_to_np(out.reflections[i]) * 3, 0, 1), f"$\\hat R_{i + 1}$ (x3)"),
+                  (_to_np(out.transmissions[i]), f"$\\hat T_{i + 1}$")]
+        for ax, (a, t) in zip(axes[i], panels):
+            ax.imshow(a, cmap="magma" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(t, fontsize=9)
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def iteration_figure(I, out, iteration: int, size: float = 2.6):
+    """One iteration (1-based) of ``out``: input, RCMap, R̂ (x3), T̂ and |T̂_i − I| — the widget's render."""
+    import matplotlib.pyplot as plt
+
+    n = len(out.transmissions)
+    if not 1 <= iteration <= n:
+        raise ValueError(f"iteration must be in 1..{n}, got {iteration}")
+    i = iteration - 1
+    img = _to_np(I)
+    t = _to_np(out.transmissions[i])
+    panels = [(img, "input $I$"), (_to_np(out.rcmaps[i]), f"RCMap $\\hat C_{iteration}$"),
+              (np.clip(_to_np(out.reflections[i]) * 3, 0, 1), f"$\\hat R_{iteration}$ (x3)"),
+              (t, f"$\\hat T_{iteration}$"), (np.clip(np.abs(t - img).mean(-1) * 4, 0, 1), f"$|\\hat T_{iteration} - I|$ (x4)")]
+    aspect = img.shape[0] / max(img.shape[1], 1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * size, size * aspect + 0.5))
+    for ax, (a, title) in zip(axes, panels):
+        ax.imshow(a, cmap="magma" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(metrics, columns: Sequence[str] | None = None, title: str | None = None):
+    """Logged losses against step (one panel per loss; fine-tuning steps shaded)."""
+    import matplotlib.pyplot as plt
+
+    if metrics is None or len(metrics) == 0:
+        raise ValueError("loss_curves: the metrics table is empty (no training step was logged)")
+    skip = {"step", "phase", "lr", "time", "seconds", "epoch", "wall", "elapsed"}
+    if columns is None:
+        columns = [c for c in metrics.columns if c not in skip and metrics[c].dtype.kind in "fi"
+                   and metrics[c].notna().any()]
+    columns = list(columns)
+    if not columns:
+        raise ValueError(f"loss_curves: no numeric loss columns in {list(metrics.columns)}")
+    ncols = min(4, len(columns))
+    nrows = int(np.ceil(len(columns) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+    fine = metrics[metrics["phase"].astype(str).str.contains("fine")] if "phase" in metrics else metrics.iloc[:0]
+    for ax, col in zip(axes.flat, columns):
+        d = metrics[["step", col]].dropna()
+        ax.plot(d["step"], d[col], marker="o" if len(d) < 30 else None, ms=3, lw=1)
+        if len(fine):
+            ax.axvspan(fine["step"].min(), fine["step"].max(), color="0.9", zorder=0)
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
+    """One row per (device, size, path) of stored ``python -m sirr bench`` reports: median time, speed-up, max|ΔT|."""
+    import pandas as pd
+
+    rows = []
+    for rep in reports:
+        prov = rep.get("provenance", {})
+        fastest = rep.get("fastest", {})
+        eager = {r["size"]: r["median_s"] for r in rep.get("inference", []) if r.get("path") == "fp32 eager"
+                 and "median_s" in r}
+        for r in rep.get("inference", []):
+            if "median_s" not in r:
+                continue
+            rows.append({
+                "device": rep.get("device"), "size": r["size"], "path": r["path"],
+                "median s": round(r["median_s"], 4 if r["median_s"] < 1 else 2),
+                "median CPU s": round(r["median_cpu_s"], 2) if "median_cpu_s" in r else None,
+                "x fp32 eager": round(eager[r["size"]] / r["median_s"], 2) if r["size"] in eager else None,
+                "max |dT|": f"{r['max_abs_diff']:.1e}",
+                "fastest": "yes" if fastest.get(r["size"], {}).get("path") == r["path"] else "",
+                "repeats": rep.get("repeats"), "commit": str(prov.get("commit", ""))[:10],
+                "measured": rep.get("conditions", {}).get("start", {}).get("time_utc", prov.get("created")),
+            })
+        if "train_step" in rep:
+            t = rep["train_step"]
+            rows.append({"device": rep.get("device"), "size": f"{t['size']} x2 (train step)",
+                         "path": t.get("amp", ""), "median s": round(t["median_s"], 3), "x fp32 eager": None,
+                         "max |dT|": "", "fastest": "", "repeats": len(t.get("times_s", [])),
+                         "commit": str(prov.get("commit", ""))[:10],
+                         "measured": rep.get("conditions", {}).get("start", {}).get("time_utc")})
+    if paper_seconds is not None:
+        rows.append({"device": "paper: RTX 2080 Ti", "size": "400x540", "path": "paper", "median s": paper_seconds,
+                     "x fp32 eager": None, "max |dT|": "", "fastest": "", "repeats": None, "commit": "",
+                     "measured": "LA Sec. 5"})
+    return pd.DataFrame(rows)

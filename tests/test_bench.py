@@ -1,0 +1,93 @@
+"""``sirr.bench``: a tiny bench run writes a complete report; the fast paths agree with fp32 eager."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sirr import bench
+from sirr.models.location_aware import LocationAware
+
+
+def test_tiny_bench_writes_a_valid_report(tmp_path):
+    out = tmp_path / "bench" / "cpu.json"
+    lines = []
+    rep = bench.run_bench("cpu", sizes=["32x48"], repeats=1, out=out, train=False, print_fn=lines.append,
+                          compile=False, profile=True)
+    stored = json.loads(out.read_text())
+    assert not list(out.parent.glob("*.tmp"))  # atomic write left nothing behind
+    for key in ("device", "device_slug", "repeats", "iterations", "parameters", "inference", "fastest",
+                "provenance", "conditions", "profile", "tolerances"):
+        assert key in stored, key
+    assert stored["device"].startswith("cpu") and stored["repeats"] == 1 and stored["iterations"] == 3
+    assert stored["parameters"] == 10_925_719
+    assert "commit" in stored["provenance"] and "loadavg_1_5_15" in stored["conditions"]["end"]
+    paths = {r["path"]: r for r in stored["inference"]}
+    assert set(paths) == {"fp32 eager", "fp32 channels_last"}
+    for r in paths.values():
+        assert r["size"] == "32x48" and r["median_s"] > 0 and len(r["times_s"]) == 1 and r["median_cpu_s"] > 0
+        assert r["gflops_per_iteration"] > 0
+    assert paths["fp32 eager"]["max_abs_diff"] == 0.0
+    assert paths["fp32 channels_last"]["max_abs_diff"] <= bench.FP32_TOLERANCE
+    assert paths["fp32 channels_last"]["correct"]
+    assert stored["fastest"]["32x48"]["path"] in paths
+    assert stored["goal"] is None  # 400x540 not measured
+    assert stored["profile"]["top_ops"] and stored["profile"]["top_ops"][0]["self_s"] > 0
+    assert rep["path"] == str(out) and any("fastest correct" in line for line in lines)
+    assert bench.read_bench(tmp_path)[0]["device_slug"] == stored["device_slug"]
+
+
+def test_channels_last_path_matches_eager_on_an_odd_size():
+    torch.manual_seed(0)
+    model = LocationAware().eval()
+    paths = bench.inference_paths(model, "cpu", compile=False)
+    x = torch.rand(1, 3, 25, 35)
+    ref = paths["fp32 eager"]["fn"](x)
+    fast = paths["fp32 channels_last"]["fn"](x)
+    assert fast.shape == ref.shape == (1, 3, 25, 35)
+    assert float((fast - ref).abs().max()) < 1e-4
+    # the fast path works on its own copy: the model keeps its parameters and keys
+    assert sum(p.numel() for p in model.parameters()) == 10_925_719
+    assert list(model.state_dict()) == list(LocationAware().state_dict())
+
+
+@pytest.mark.parametrize("bad", ["400", "400x", "axb", "4x4"])
+def test_bad_size_is_one_clear_error(bad, tmp_path):
+    with pytest.raises(ValueError, match="bench size"):
+        bench.run_bench("cpu", sizes=[bad], repeats=1, out=tmp_path / "x.json", train=False, print_fn=lambda s: None)
+
+
+def test_time_fn_and_slug():
+    calls = []
+    times = bench.time_fn(lambda: calls.append(1), "cpu", repeats=3, warmup=2)
+    assert len(times) == 3 and len(calls) == 5 and all(t >= 0 for t in times)
+    with pytest.raises(ValueError, match="repeats"):
+        bench.time_fn(lambda: None, "cpu", repeats=0)
+    slug = bench.device_slug("cpu")
+    assert slug.startswith("cpu-") and slug.endswith("threads") and " " not in slug
+
+
+@pytest.mark.slow
+def test_training_step_timing_is_recorded():
+    row = bench._bench_train_step("cpu", 1, lambda s: None, "64x64")
+    assert row["size"] == "64x64" and row["batch"] == 2 and row["amp"] == "fp32"
+    assert row["finite"] and row["median_s"] > 0 and len(row["times_s"]) == 1
+
+
+def test_read_bench_without_reports_is_empty(tmp_path):
+    assert bench.read_bench(tmp_path) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bench_bf16_and_compiled_paths(tmp_path):
+    rep = bench.run_bench("cuda", sizes=["64x96"], repeats=2, out=tmp_path / "cuda.json", train=True,
+                          print_fn=lambda s: None, train_size="64x64")
+    paths = {r["path"]: r for r in rep["inference"] if "error" not in r}
+    assert {"fp32 eager", "fp32 channels_last", "bf16 autocast channels_last",
+            "bf16 autocast channels_last compiled"} <= set(paths)
+    assert paths["bf16 autocast channels_last"]["max_abs_diff"] < bench.BF16_TOLERANCE
+    assert paths["bf16 autocast channels_last compiled"]["max_abs_diff"] < bench.BF16_TOLERANCE
+    assert rep["train_step"]["amp"] == "bf16 autocast" and rep["train_step"]["finite"]
