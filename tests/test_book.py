@@ -1,0 +1,167 @@
+"""sirr.book: papermill runner (failure reporting, parameters, hidden plumbing), staging and TOC filtering.
+
+These use tiny stub notebooks in a temporary repository (each kernel start costs a few seconds);
+the real chapters are executed once, by the book test in tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("papermill")
+
+from sirr.book import (  # noqa: E402
+    NotebookExecutionError,
+    _filter_toc,
+    _toc_files,
+    hide_plumbing,
+    run_book,
+    run_notebook,
+    select_notebooks,
+    stage_book,
+)
+
+PARAMS = ('preset = "smoke"  # smoke (CPU, CI) | demo (one GPU) | paper (the papers\' schedules)\n'
+          "seed = 0\ndevice = None\ndata_root = None\nresults_dir = None\nretrain = False")
+
+
+def write_nb(path: Path, *code: str) -> Path:
+    """A notebook: markdown title (cell 1), parameters (cell 2), then the given code cells (3, 4, ...)."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell(PARAMS)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), p] + [nbformat.v4.new_code_cell(c) for c in code]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    return root
+
+
+def test_failing_cell_is_named_and_the_run_stops(repo, tmp_path):
+    write_nb(repo / "notebooks" / "01_ok.ipynb", "print(dict(preset=preset, seed=seed, device=device))")
+    write_nb(repo / "notebooks" / "02_broken.ipynb", "x = 1 / 0", "print('never')")
+    write_nb(repo / "notebooks" / "03_after.ipynb", "print('after')")
+    build = tmp_path / "build"
+    with pytest.raises(NotebookExecutionError,
+                       match=r"^notebook 02_broken\.ipynb: cell 3 \[x = 1 / 0\] raised ZeroDivisionError: division by zero"
+                       ) as exc:
+        run_book(preset="demo", seed=3, device=None, root=repo, build_dir=build, html=False)
+    err = exc.value
+    assert (err.cell, err.ename) == (3, "ZeroDivisionError")
+    assert "\n" not in str(err)
+    # the first chapter ran, the failing one left no executed copy (only the failed one), the third never ran
+    executed = build / "src" / "notebooks"
+    assert (executed / "01_ok.ipynb").is_file()
+    assert not (executed / "02_broken.ipynb").exists() and err.executed == build / "failed" / "02_broken.failed.ipynb"
+    assert err.executed.is_file() and not (executed / "03_after.ipynb").exists()
+    assert json.loads((build / "timings.json").read_text())["notebooks"].keys() == {"01_ok"}
+
+    # parameters: only the non-None ones are injected; the plumbing cells are tagged for removal
+    nb = nbformat.read(executed / "01_ok.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1
+    assert 'preset = "demo"' in injected[0].source and "seed = 3" in injected[0].source
+    assert "device" not in injected[0].source  # None -> the notebook's default
+    hidden = [c for c in nb.cells if "remove-cell" in c.metadata.get("tags", [])]
+    assert len(hidden) == 2
+    assert "{'preset': 'demo', 'seed': 3, 'device': None}" in nb.cells[-1].outputs[0]["text"]
+    # the sources are untouched (no outputs, no execution counts)
+    src = nbformat.read(repo / "notebooks" / "01_ok.ipynb", as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in src.cells if c.cell_type == "code")
+
+
+def test_cell_timeout_is_one_line_and_removes_a_stale_copy(repo):
+    nb = write_nb(repo / "notebooks" / "01_slow.ipynb", "import time; time.sleep(30)")
+    stale = repo / "out" / "01_slow.ipynb"
+    stale.parent.mkdir()
+    stale.write_text("{}")
+    with pytest.raises(NotebookExecutionError, match=r"^notebook 01_slow\.ipynb: a cell raised CellTimeoutError") as exc:
+        run_notebook(nb, stale, timeout=2)
+    assert "\n" not in str(exc.value) and not stale.exists()
+
+
+def test_run_notebook_refuses_its_own_source_and_missing_files(repo):
+    nb = write_nb(repo / "notebooks" / "01_x.ipynb", "pass")
+    with pytest.raises(ValueError, match="over its own source"):
+        run_notebook(nb, nb)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_notebook(repo / "notebooks" / "nope.ipynb", repo / "out.ipynb")
+
+
+def test_misspelled_parameter_is_refused_before_running(repo):
+    nb = write_nb(repo / "notebooks" / "01_x.ipynb", "pass")
+    with pytest.raises(ValueError, match=r"unknown parameter 'sed' for 01_x\.ipynb.*Did you mean 'seed'\?"):
+        run_notebook(nb, repo / "out.ipynb", {"sed": 1})
+    assert not (repo / "out.ipynb").exists()
+
+
+def test_unknown_preset_fails_before_any_kernel(repo, tmp_path):
+    from sirr.config import ConfigError
+
+    write_nb(repo / "notebooks" / "01_x.ipynb", "pass")
+    with pytest.raises(ConfigError, match="unknown preset 'smok'"):
+        run_book(preset="smok", root=repo, build_dir=tmp_path / "b", html=False)
+
+
+def test_hide_plumbing_tags_both_cells(tmp_path):
+    path = write_nb(tmp_path / "01_x.ipynb", "pass")
+    nb = nbformat.read(path, as_version=4)
+    inj = nbformat.v4.new_code_cell("seed = 1")
+    inj.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(2, inj)
+    nbformat.write(nb, path)
+    assert hide_plumbing(path) == 2
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(path, as_version=4).cells]
+    assert tags[1] == ["parameters", "remove-cell"] and tags[2] == ["injected-parameters", "remove-cell"]
+    assert tags[3] == []
+    assert hide_plumbing(path) == 2  # idempotent
+    assert nbformat.read(path, as_version=4).cells[1].metadata["tags"].count("remove-cell") == 1
+
+
+def test_select_notebooks_by_name_stem_or_number():
+    nbs = [Path(f"notebooks/{n}.ipynb") for n in ("01_a", "02_b", "03_c")]
+    assert select_notebooks(nbs, None) == nbs
+    assert select_notebooks(nbs, ["03", "01_a.ipynb"]) == [nbs[0], nbs[2]]  # book order, not argument order
+    assert select_notebooks(nbs, ["02_b"]) == [nbs[1]]
+    with pytest.raises(ValueError, match="no such notebook; choose from 01_a, 02_b, 03_c"):
+        select_notebooks(nbs, ["04"])
+
+
+def test_stage_book_mirrors_the_repo_and_drops_missing_chapters(tmp_path):
+    root = tmp_path / "repo"
+    (root / "book").mkdir(parents=True)
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    (root / "lib" / "sirr").mkdir(parents=True)
+    (root / "lib" / "sirr" / "x.py").write_text("def f():\n    pass\n")
+    (root / "_config.yml").write_text("title: t\n")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n      - file: notebooks/01_a\n"
+        "      - file: notebooks/02_b\n")
+    src = tmp_path / "build" / "src"
+    (src / "notebooks").mkdir(parents=True)
+    (src / "notebooks" / "01_a.ipynb").write_text("{}")
+    dropped = stage_book(root, src)
+    assert dropped == ["notebooks/02_b"]
+    assert (src / "lib" / "sirr" / "x.py").is_file() and (src / "book" / "intro.md").is_file()
+    assert (src / "figures").is_dir() and (src / "_config.yml").is_file()
+    import yaml
+
+    assert _toc_files(yaml.safe_load((src / "_toc.yml").read_text())) == ["book/intro", "notebooks/01_a"]
+
+
+def test_filter_toc_keeps_order_and_drops_empty_parts():
+    toc = {"root": "r", "parts": [{"caption": "A", "chapters": [{"file": "a"}, {"file": "b"}]},
+                                  {"caption": "B", "chapters": [{"file": "c"}]}]}
+    out, dropped = _filter_toc(toc, lambda f: f != "c")
+    assert dropped == ["c"] and _toc_files(out) == ["r", "a", "b"] and len(out["parts"]) == 1

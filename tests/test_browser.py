@@ -1,0 +1,184 @@
+"""The end-to-end book test (CI's expensive one): every chapter at ``smoke`` through papermill, the
+Jupyter Book build (warnings are errors), then the built book in headless Chromium.
+
+The notebooks execute ONCE (module fixture); every check reads that build. The build folder is
+``$SIRR_BOOK_BUILD_DIR`` or ``<repo>/_build`` (so ``make test`` leaves the book and the screenshot
+``_build/screenshots/01.png`` behind); ``SIRR_BOOK_REUSE=1`` checks an existing build without
+re-executing (for iterating on the checks). The browser checks use Debian's ``chromium`` through
+Playwright (no browser download) and are skipped, with the reason, only when it is absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.book
+nbformat = pytest.importorskip("nbformat")
+yaml = pytest.importorskip("yaml")
+
+from sirr.book import BookBuildError, NotebookExecutionError, _toc_files, list_notebooks, run_book  # noqa: E402
+from sirr.config import REPO_ROOT  # noqa: E402
+
+CHROMIUM = os.environ.get("SIRR_CHROMIUM", "/usr/bin/chromium")
+CHAPTER_WITH_WIDGETS = "notebooks/01_laplacian_vs_edge_maps"
+
+
+@pytest.fixture(scope="module")
+def book():
+    build = Path(os.environ.get("SIRR_BOOK_BUILD_DIR") or REPO_ROOT / "_build")
+    if os.environ.get("SIRR_BOOK_REUSE") == "1" and (build / "html" / "index.html").is_file():
+        # for iterating on the checks below: reuse an existing build instead of executing everything
+        print(f"\nbook: SIRR_BOOK_REUSE=1, checking the existing build in {build}")
+        return {"build": build, "index": build / "html" / "index.html",
+                "timings": json.loads((build / "timings.json").read_text())}
+    t0 = time.perf_counter()
+    try:
+        index = run_book(preset="smoke", build_dir=build)
+    except (NotebookExecutionError, BookBuildError) as e:  # one line naming the notebook and cell
+        pytest.fail(str(e), pytrace=False)
+    took = time.perf_counter() - t0
+    timings = json.loads((build / "timings.json").read_text())
+    print(f"\nbook: notebooks {timings['notebooks_total_s']} s, HTML build {timings['html_build_s']} s, "
+          f"total {took:.1f} s; per notebook: {timings['notebooks']}")
+    return {"build": build, "index": index, "timings": timings}
+
+
+def _toc_pages():
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    return _toc_files(toc)
+
+
+# -- the build ------------------------------------------------------------------------------------------
+def test_book_builds_every_toc_page_from_executed_copies(book):
+    html = book["build"] / "html"
+    assert book["index"] == html / "index.html" and book["index"].is_file()
+    for page in _toc_pages():
+        assert (html / f"{page}.html").is_file(), f"{page} missing from the built book"
+    executed = book["build"] / "src" / "notebooks"
+    for src in list_notebooks(REPO_ROOT / "notebooks"):
+        nb = nbformat.read(executed / src.name, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert any(c.outputs for c in code), f"{src.name}: executed copy has no outputs"
+        hidden = [c for c in nb.cells if "remove-cell" in c.metadata.get("tags", [])]
+        assert {t for c in hidden for t in c.metadata["tags"]} >= {"parameters", "injected-parameters"}
+        # the sources stay output-free
+        assert all(not c.get("outputs") for c in nbformat.read(src, as_version=4).cells if c.cell_type == "code")
+        assert src.stem in book["timings"]["notebooks"]
+
+
+def test_plumbing_is_hidden_and_the_header_is_shown(book):
+    page = (book["build"] / "html" / f"{CHAPTER_WITH_WIDGETS}.html").read_text(encoding="utf-8")
+    assert "injected-parameters" not in page and 'preset = "smoke"  # smoke' not in page
+    # the first code cell's provenance header (sirr.provenance.header) is what readers see instead
+    assert "preset 'smoke' | seed 0 | device" in page.replace("&#39;", "'") and "| commit " in page
+
+
+def test_widget_js_only_on_pages_with_widget_state(book):
+    html = book["build"] / "html"
+    intro = (html / "book" / "intro.html").read_text(encoding="utf-8")
+    ch01 = (html / f"{CHAPTER_WITH_WIDGETS}.html").read_text(encoding="utf-8")
+    assert "embed-amd.js" not in intro and "require.js" not in intro
+    assert "_static/embed-amd.js" in ch01 and "application/vnd.jupyter.widget-state+json" in ch01
+    assert "cdn.jsdelivr.net" not in ch01 and "cdnjs.cloudflare.com" not in ch01
+
+
+# -- the browser -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser_session(book):
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.skip(f"browser check needs Debian's chromium ({CHROMIUM} absent): apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="browser check needs playwright (requirements.txt)")
+    root = book["build"] / "html"
+    not_found: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, fmt, *args):  # quiet, but remember what was missing
+            pass
+
+        def send_error(self, code, message=None, explain=None):
+            if code == 404:
+                not_found.append(self.path)
+            super().send_error(code, message, explain)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/"
+    pw = sync_api.sync_playwright().start()
+    exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    browser = pw.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+    yield {"browser": browser, "base": base, "not_found": not_found, "build": book["build"]}
+    browser.close()
+    pw.stop()
+    server.shutdown()
+
+
+def _visit(session, page_path: str):
+    """Open one page; return (page, requests, failed local responses, page errors)."""
+    page = session["browser"].new_page(viewport={"width": 1280, "height": 900})
+    requests, failed, errors = [], [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(session["base"] + page_path + ".html", wait_until="load")
+    page.wait_for_load_state("networkidle")
+    # every <img> finished (loaded or failed)
+    page.evaluate("""() => Promise.all(Array.from(document.images).map(i => i.complete ? 0 :
+                      new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); })))""")
+    return page, requests, failed, errors
+
+
+def _leaves_localhost(url: str, base: str) -> bool:
+    if url.startswith(("data:", "blob:" + base.rstrip("/"), "about:")):
+        return False
+    return urlparse(url).hostname not in ("127.0.0.1", "localhost")
+
+
+def test_every_toc_page_loads_with_images_and_no_missing_assets(browser_session):
+    t0 = time.perf_counter()
+    problems = []
+    for path in _toc_pages():
+        page, requests, failed, errors = _visit(browser_session, path)
+        title = page.title()
+        broken = page.evaluate("() => Array.from(document.images).filter(i => !(i.naturalWidth > 0))"
+                               ".map(i => i.currentSrc || i.src)")
+        if not title:
+            problems.append(f"{path}: no title")
+        problems += [f"{path}: image with zero natural size: {src[:120]}" for src in broken]
+        problems += [f"{path}: {f}" for f in failed if not f.endswith("/favicon.ico")]
+        problems += [f"{path}: request leaves localhost: {u}" for u in requests
+                     if _leaves_localhost(u, browser_session["base"])]
+        problems += [f"{path}: script error in the book's own JS: {e}" for e in errors
+                     if any(k in e for k in ("embed-amd", "require", "MathJax", "widgets-offline"))]
+        page.close()
+    missing = [p for p in browser_session["not_found"] if p != "/favicon.ico"]
+    problems += [f"local 404: {p}" for p in missing]
+    print(f"\nbrowser: {len(_toc_pages())} pages checked in {time.perf_counter() - t0:.1f} s")
+    assert not problems, "\n".join(problems)
+
+
+def test_chapter_01_widgets_render_as_controls_offline(browser_session):
+    page, requests, failed, errors = _visit(browser_session, CHAPTER_WITH_WIDGETS)
+    page.wait_for_selector(".jupyter-widgets", timeout=20_000)
+    assert page.locator(".widget-dropdown, .widget-hslider, .widget-slider").count() > 0, "no widget controls rendered"
+    assert page.locator(".widget-dropdown select, .widget-slider").count() > 0
+    # the static renders (Image widgets) and the live view's figure are real images
+    imgs = page.evaluate("() => Array.from(document.querySelectorAll('.jupyter-widgets img')).map(i => i.naturalWidth)")
+    assert imgs and all(w > 0 for w in imgs), f"widget images: {imgs}"
+    outside = [u for u in requests if _leaves_localhost(u, browser_session["base"])]
+    assert not outside, f"requests leaving localhost: {outside}"
+    assert not [f for f in failed if not f.endswith("/favicon.ico")], failed
+    shots = browser_session["build"] / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "01.png"), full_page=True)
+    assert (shots / "01.png").stat().st_size > 10_000
+    page.close()

@@ -1,0 +1,143 @@
+"""Structure of the chapters and of the book's configuration (cheap: nothing is executed).
+
+- every chapter: nbformat-valid, kernel ``python3``, a markdown title first, exactly one cell tagged
+  ``parameters`` with exactly the six parameters (valid preset name, documented defaults), then a
+  code cell that resolves the run and prints the provenance header; committed without outputs;
+- the TOC lists every notebook in numeric order and nothing else; every TOC file exists;
+- the Jupyter Book config never executes notebooks and serves the widget JavaScript from the book.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+yaml = pytest.importorskip("yaml")
+
+from sirr.book import PARAMETER_NAMES, _toc_files, list_notebooks  # noqa: E402
+from sirr.config import PRESETS, REPO_ROOT  # noqa: E402
+
+NOTEBOOKS = list_notebooks(REPO_ROOT / "notebooks") if (REPO_ROOT / "notebooks").is_dir() else []
+EXPECTED_DEFAULTS = {"seed": 0, "device": None, "data_root": None, "results_dir": None, "retrain": False}
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def _toc():
+    return yaml.safe_load((REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
+
+
+def test_there_are_chapters():
+    assert NOTEBOOKS, f"no NN_*.ipynb chapters in {REPO_ROOT / 'notebooks'}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_parameters_cell(path):
+    nb = _read(path)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "kernelspec name must be python3"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("# "), \
+        "the first cell must be a markdown title"
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters' (need exactly one)"
+    cell = nb.cells[tagged[0]]
+    assert cell.cell_type == "code"
+    tree = ast.parse(cell.source)
+    assigned = {}
+    for node in tree.body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), \
+            f"{path.name}: the parameters cell may only assign the parameters, found {ast.dump(node)[:60]}"
+        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+    assert tuple(assigned) == PARAMETER_NAMES, f"{path.name}: parameters are {tuple(assigned)}"
+    assert assigned["preset"] in PRESETS, f"{path.name}: unknown preset {assigned['preset']!r}"
+    assert {k: assigned[k] for k in EXPECTED_DEFAULTS} == EXPECTED_DEFAULTS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_first_code_cell_after_parameters_resolves_and_prints_the_header(path):
+    nb = _read(path)
+    i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nxt = next(c for c in nb.cells[i + 1:] if c.cell_type == "code")
+    src = nxt.source
+    assert re.search(r"resolve\(\s*preset\s*,", src), f"{path.name}: the cell after parameters must call resolve(preset, ...)"
+    for name in PARAMETER_NAMES[1:]:
+        assert re.search(rf"\b{name}\s*=\s*{name}\b", src), f"{path.name}: resolve(...) must receive {name}={name}"
+    assert re.search(r"print\(\s*(sirr\.)?provenance\.header\(\s*run\s*\)\s*\)|print\(\s*header\(\s*run\s*\)\s*\)", src), \
+        f"{path.name}: the cell after parameters must print(sirr.provenance.header(run))"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_sources_have_no_outputs(path):
+    nb = _read(path)
+    for i, c in enumerate(nb.cells, 1):
+        if c.cell_type == "code":
+            assert not c.outputs, f"{path.name}: cell {i} has outputs (commit notebooks without outputs)"
+            assert c.execution_count is None, f"{path.name}: cell {i} has an execution count"
+    assert "widgets" not in nb.metadata, f"{path.name}: saved widget state in the source"
+
+
+def test_toc_lists_every_notebook_in_numeric_order_and_nothing_else():
+    files = _toc_files(_toc())
+    chapters = [f for f in files if f.startswith("notebooks/")]
+    on_disk = [f"notebooks/{p.stem}" for p in NOTEBOOKS]
+    assert chapters == sorted(chapters, key=lambda f: Path(f).name), "TOC chapters are not in numeric order"
+    assert chapters == on_disk, f"TOC {chapters} != notebooks/ {on_disk}"
+
+
+def test_toc_files_exist_and_intro_then_running():
+    files = _toc_files(_toc())
+    assert files[:2] == ["book/intro", "book/running"]
+    for f in files:
+        base = REPO_ROOT / f
+        assert any(base.with_name(base.name + ext).is_file() for ext in (".md", ".ipynb")), f"TOC file {f} missing"
+
+
+def test_config_never_executes_and_serves_widget_js_from_the_book():
+    cfg = yaml.safe_load((REPO_ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    assert cfg["only_build_toc_files"] is True
+    assert cfg["author"] == "the sirr book contributors"
+    assert {"amsmath", "dollarmath", "colon_fence"} <= set(cfg["parse"]["myst_enable_extensions"])
+    sph = cfg["sphinx"]["config"]
+    static = [REPO_ROOT / p for p in sph["html_static_path"]]
+    js = list(sph["nb_ipywidgets_js"])
+    assert js and all("://" not in j for j in js), "widget JS must be served by the book, not a CDN"
+    assert "html_js_files" not in sph, "widget JS belongs only on pages with widget state (nb_ipywidgets_js)"
+    for name in js + [sph["mathjax_path"]]:
+        assert any((d / name).is_file() for d in static), f"{name} is not in {sph['html_static_path']}"
+
+
+def test_vendored_files_match_their_recorded_checksums():
+    static = REPO_ROOT / "book" / "_static"
+    readme = (static / "README.md").read_text(encoding="utf-8")
+    recorded = dict((m.group(2), m.group(1)) for m in re.finditer(r"`([0-9a-f]{64})`\s+`([^`]+)`", readme))
+    assert {"embed-amd.js", "require.js", "mathjax/tex-chtml-full.js"} <= set(recorded)
+    for rel, digest in recorded.items():
+        assert hashlib.sha256((static / rel).read_bytes()).hexdigest() == digest, f"{rel} differs from README.md"
+
+
+def test_bad_inputs_table_names_tests_that_exist():
+    """Every ``test_x.py::test_y`` (or ``::test_y`` after one) in running.md's bad-input table exists."""
+    text = (REPO_ROOT / "book" / "running.md").read_text(encoding="utf-8")
+    table = text[text.index("(bad-inputs)="):]
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "test_" in ln]
+    assert len(rows) >= 20, "the bad-input table lost rows"
+    missing = []
+    for row in rows:
+        current = None
+        for m in re.finditer(r"`(test_\w+\.py)?(?:::(test_\w+))?`", row):
+            current = m.group(1) or current
+            if m.group(2):
+                src = (REPO_ROOT / "tests" / current).read_text(encoding="utf-8")
+                if not re.search(rf"^def {m.group(2)}\(", src, re.M):
+                    missing.append(f"{current}::{m.group(2)}")
+            elif m.group(1):
+                assert (REPO_ROOT / "tests" / current).is_file(), current
+    assert not missing, f"running.md names tests that do not exist: {missing}"
