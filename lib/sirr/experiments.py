@@ -1,0 +1,973 @@
+"""The experiment registry of the book: every row of the papers' tables as a named, cached run.
+
+A chapter asks for "row *w/o TSM* of LA Table 2 at this preset and seed"; this module trains it
+(:func:`sirr.train.train_location_aware` / :func:`sirr.train.train_two_stage`, which reuse a finished
+checkpoint under ``runs/``), evaluates it with :func:`sirr.metrics.evaluate` under both metric
+conventions on the test sets that are present, and stores the numbers with their provenance under
+``results/<preset>/<experiment>/<seed>.json`` via :func:`sirr.results.load_or_compute`. Stored results
+are reused unless ``run.retrain`` is set, so a book rebuild is cheap and results computed on a GPU
+show up in a CPU-built book.
+
+Registry (paper row -> what changes):
+
+- :data:`LA_TABLE2_VARIANTS` — LA Table 2 (network structure), each a set of
+  :class:`sirr.models.LocationAware` flags.
+- :data:`LA_TABLE3_VARIANTS` — LA Table 3 (loss terms), each a set of
+  :class:`sirr.losses.LocationAwareLoss` switches (plus RKI model flags for the last row).
+- :data:`TS_VARIANTS` — TS: the full method, "w/o the adversarial term" (Table I) and "w/o L_FR"
+  (Fig. 1e, qualitative in the paper: no number to compare with).
+- :data:`EVAL_DATASETS` — the test sets scored when present under the data root.
+
+Tables: :func:`main_tables` (chapter 06, LA Table 1 and TS Table I layouts), :func:`ablation_table`
+(chapter 07) and :func:`ordering_agreement` (does our ordering of the rows agree with the paper's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from sirr import paper_numbers
+from sirr.config import RunConfig
+
+__all__ = [
+    "ExperimentError",
+    "Variant",
+    "LA_TABLE2_VARIANTS",
+    "LA_TABLE3_VARIANTS",
+    "LA_VARIANTS",
+    "TS_VARIANTS",
+    "TABLES",
+    "EVAL_DATASETS",
+    "PAPER_COLUMNS",
+    "METRICS",
+    "FALLBACK_DATASET",
+    "with_seed",
+    "evaluation_datasets",
+    "ablation_dataset",
+    "dataset_inventory",
+    "la_experiment",
+    "ts_experiment",
+    "identity_experiment",
+    "ablation_results",
+    "ablation_table",
+    "ordering_agreement",
+    "ordering_sentence",
+    "main_tables",
+    "registry_frame",
+    "preset_caveat",
+    "results_provenance",
+    "result_line",
+    "main_table_sentence",
+    "trained_model",
+    "example_grid",
+    "real_photo_grid",
+    "stored_example_grid",
+    "real_photos",
+    "run_ablations",
+    "experiment_name",
+]
+
+
+class ExperimentError(ValueError):
+    """An unknown variant, table or dataset name (the message lists the valid ones)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a paper table: its key, the paper's row label and what it changes."""
+
+    name: str
+    label: str  # the row as printed in the paper
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # LocationAware flags
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # LocationAwareLoss switches
+    train_kwargs: dict[str, Any] = field(default_factory=dict)  # train_two_stage switches (TS)
+
+
+def _v(name, label, **kw) -> tuple[str, Variant]:
+    return name, Variant(name, label, **kw)
+
+
+# RKI as the paper runs it (LA Sec. 5.2): "replacing LKI with random kernel initialization ... and
+# cancel the gradient clipping".
+_RKI = {"kernel_init": "random", "laplacian_grad_clip": None}
+
+#: LA Table 2 (network structure ablation) in the paper's row order; "ours" = the release defaults.
+LA_TABLE2_VARIANTS: dict[str, Variant] = dict([
+    _v("wo_rdm_tsm", "w/o RDM & TSM", model_kwargs={"use_rdm_tsm": False}),
+    _v("wo_tsm", "w/o TSM", model_kwargs={"use_tsm": False}),
+    _v("wo_lstm", "w/o LSTM", model_kwargs={"use_lstm": False}),
+    _v("c_from_image_features", "Ĉ from I_ft", model_kwargs={"rcmap_from": "image_features"}),
+    _v("mlsm_to_slsm", "MLSM → SLSM", model_kwargs={"multiscale": False}),
+    _v("fix_mlsm", "Fix MLSM", model_kwargs={"learn_laplacian": False}),
+    _v("laplacian_to_edge", "Laplacian → Edge", model_kwargs={"gradient_filter": "edge"}),
+    _v("lki_to_rki", "LKI → RKI", model_kwargs=dict(_RKI)),
+    _v("wo_gradient_clipping", "w/o GC in MLSM", model_kwargs={"laplacian_grad_clip": None}),
+    _v("ours", "Ours"),
+])
+
+#: LA Table 3 (loss ablation) in the paper's row order; L_C → L_C^B is ``rcmap_loss="bce"`` (LA Eq. 16).
+LA_TABLE3_VARIANTS: dict[str, Variant] = dict([
+    _v("wo_pixel", "w/o L_pixel", loss_kwargs={"use_pixel": False}),
+    _v("wo_ssim", "w/o L_SSIM", loss_kwargs={"use_ssim": False}),
+    _v("wo_perceptual", "w/o L_P", loss_kwargs={"use_perceptual": False}),
+    _v("wo_composition", "w/o L_comp", loss_kwargs={"use_composition": False}),
+    _v("wo_adversarial", "w/o L_adv", loss_kwargs={"use_adversarial": False}),
+    _v("lc_to_lcb", "L_C → L_C^B", loss_kwargs={"rcmap_loss": "bce"}),
+    _v("lcb_and_rki", "L_C^B & RKI", model_kwargs=dict(_RKI), loss_kwargs={"rcmap_loss": "bce"}),
+    _v("ours", "Ours"),
+])
+
+#: Every LA variant by name (the "ours" row is one run shared by Tables 2 and 3).
+LA_VARIANTS: dict[str, Variant] = {**LA_TABLE2_VARIANTS, **LA_TABLE3_VARIANTS}
+
+#: TS: Table I's two rows of the method and the L_FR ablation of Fig. 1(d)/(e).
+TS_VARIANTS: dict[str, Variant] = dict([
+    _v("wo_adversarial", "Proposed w/o the adversarial term", train_kwargs={"use_adversarial": False}),
+    _v("wo_feature_reduction", "Proposed w/o L_FR (Fig. 1e)", train_kwargs={"use_feature_reduction": False}),
+    _v("proposed", "Proposed"),
+])
+
+#: Table key -> (method, variants, paper rows).
+TABLES: dict[str, tuple[str, dict[str, Variant], dict]] = {
+    "la2": ("la", LA_TABLE2_VARIANTS, paper_numbers.LA_TABLE2),
+    "la3": ("la", LA_TABLE3_VARIANTS, paper_numbers.LA_TABLE3),
+    "ts": ("ts", TS_VARIANTS, {k: {"sir2_psnr": v} for k, v in paper_numbers.TS_TABLE1.items()}),
+}
+
+#: Test sets with ground truth scored when present under the data root, in table order.
+EVAL_DATASETS = ("sir2_postcard", "sir2_solidobject", "sir2_wild", "real20", "nature", "la_release",
+                 "ceilnet_synthetic", "ceilnet_table2")
+
+#: Paper table column prefix of each dataset (LA Tables 2/3: SIR², Zhang et al. real20, Li et al. Nature).
+PAPER_COLUMNS = {"sir2_postcard": "sir2", "sir2_solidobject": "sir2", "sir2_wild": "sir2",
+                 "real20": "real20", "nature": "nature"}
+
+#: The metric columns stored for every dataset: both conventions of :mod:`sirr.metrics`.
+METRICS = ("psnr_la", "ssim_la", "psnr_errnet", "ssim_errnet")
+
+#: Name of the evaluation set synthesised from sample photos when there is no data root.
+FALLBACK_DATASET = "synthetic_from_sample_photos"
+_FALLBACK_SEED = 2021  # fixed: the fallback set is the same for every run and seed
+
+
+def with_seed(run: RunConfig, seed: int | None) -> RunConfig:
+    """``run`` with its seed replaced (``None`` keeps it)."""
+    return run if seed is None or seed == run.seed else dataclasses.replace(run, seed=int(seed))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation sets
+# ----------------------------------------------------------------------------------------------------
+
+
+class _FallbackDataset(list):
+    """Triples synthesised from the packaged sample photos (CEILNet recipe), for runs without data."""
+
+    name = FALLBACK_DATASET
+    has_ground_truth = True
+
+
+def _fallback_dataset(run: RunConfig):
+    from sirr.data.datasets import Sample, sample_photos
+    from sirr.data.synthesis import ReflectionSynthesizer
+
+    n = run.preset.eval.max_images or 8
+    size = min(run.preset.eval.max_side or 224, 224)
+    synth = ReflectionSynthesizer(sample_photos(), recipe="ceilnet", size=size, seed=_FALLBACK_SEED)
+    b = synth.batch(n)
+    ds = _FallbackDataset()
+    for i in range(n):
+        img = {k: b[k][i].permute(1, 2, 0).numpy().astype(np.float32) for k in ("I", "T", "R")}
+        ds.append(Sample(f"synth_{i:02d}", img["I"], img["T"], img["R"]))
+    return ds
+
+
+_PHOTOS: dict[str, list] = {}
+
+
+def _training_photos(run: RunConfig) -> list:
+    """:func:`sirr.data.datasets.natural_photos` once per data root and process (rows share them)."""
+    from sirr.data.datasets import natural_photos
+
+    key = str(run.data_root)
+    if key not in _PHOTOS:
+        _PHOTOS[key] = natural_photos(_root_arg(run))
+    return _PHOTOS[key]
+
+
+def _photo_summary(photos) -> str:
+    """e.g. ``"160 photos: 41 ceilnet_synthetic, 100 ceilnet_table2, 19 bsds500"``."""
+    from collections import Counter
+
+    names = [p[0] if isinstance(p, tuple) else "array" for p in photos]
+    c = Counter(n.split("/")[0] if "/" in n else n.split("_")[0] for n in names)
+    return f"{len(names)} photos: " + ", ".join(f"{k} {v}" for k, v in c.items())
+
+
+def _root_arg(run: RunConfig):
+    """``run.data_root`` for the :mod:`sirr.data.datasets` functions: ``None`` there means "search the
+    default places", but a run resolved without a data root (``"none"``) must not find one."""
+    return run.data_root if run.data_root is not None else "none"
+
+
+def real_photos(run: RunConfig, n: int = 3) -> list:
+    """:func:`sirr.data.datasets.real_reflection_photos` for this run (longer side ≤ ``preset.eval.max_side``)."""
+    from sirr.data.datasets import real_reflection_photos
+
+    return real_reflection_photos(_root_arg(run), n=n, max_side=run.preset.eval.max_side)
+
+
+def _present(run: RunConfig) -> list[str]:
+    from sirr.data.datasets import available_datasets
+
+    if run.data_root is None:
+        return []
+    return list(available_datasets(run.data_root))
+
+
+def evaluation_datasets(run: RunConfig, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The test sets to score, name -> dataset (each capped at ``run.preset.eval.max_images``).
+
+    ``names`` defaults to :data:`EVAL_DATASETS`; the ones present under the data root are loaded.
+    With none present (e.g. ``SIRR_DATA=none``) a fixed set of CEILNet-recipe triples synthesised
+    from the packaged sample photos is returned under :data:`FALLBACK_DATASET`.
+    """
+    from sirr.data.datasets import load_dataset
+
+    out: dict[str, Any] = {}
+    for name in _wanted(run, names):
+        out[name] = (_fallback_dataset(run) if name == FALLBACK_DATASET else
+                     load_dataset(name, run.data_root, max_images=run.preset.eval.max_images))
+    return out
+
+
+def _wanted(run: RunConfig, names: Sequence[str] | None = None) -> list[str]:
+    """The names of ``names`` (default :data:`EVAL_DATASETS`) that can be scored in this run, or the fallback."""
+    present = set(_present(run))
+    out = [d for d in (names or EVAL_DATASETS) if d in present or d == FALLBACK_DATASET]
+    return out or [FALLBACK_DATASET]
+
+
+def ablation_dataset(run: RunConfig) -> str:
+    """The one test set the ablation rows are scored on: the first of the paper's columns present
+    (SIR², real20, Nature), else the CEILNet synthetic set, else :data:`FALLBACK_DATASET`."""
+    present = _present(run)
+    for name in (*PAPER_COLUMNS, "ceilnet_synthetic", "ceilnet_table2"):
+        if name in present:
+            return name
+    return FALLBACK_DATASET
+
+
+def dataset_inventory(run: RunConfig):
+    """DataFrame of every known dataset: present or not under the data root, ground truth, where published."""
+    import pandas as pd
+
+    from sirr.data.datasets import DATASETS
+
+    present = set(_present(run))
+    rows = []
+    for name, spec in DATASETS.items():
+        count = getattr(spec, "count", None)
+        rows.append({
+            "dataset": name,
+            "what": getattr(spec, "title", name),
+            "images (published)": "?" if count is None else str(count),
+            "present": "yes" if name in present else "not present",
+            "ground truth": "yes" if getattr(spec, "has_ground_truth", False) else "no",
+            "used here for": ("scores (Table 1 layout)" if name in EVAL_DATASETS else
+                              "training" if getattr(spec, "split", "") == "train" else "photos / qualitative"),
+            "published at": getattr(spec, "url", ""),
+        })
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------------
+
+
+def _thumb(img: np.ndarray, side: int = 160) -> np.ndarray:
+    """Longer side capped at ``side`` and both sides a multiple of 8 (what the networks take)."""
+    from sirr.metrics import downsize_max_side, resize_multiple_of
+
+    return resize_multiple_of(downsize_max_side(np.asarray(img, dtype=np.float32), side), 8).astype(np.float32)
+
+
+def _score(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], datasets: dict[str, Any],
+           keep_images: int = 1) -> tuple[dict, dict[str, np.ndarray]]:
+    """Score ``predict`` on each dataset under both conventions: ``{dataset: {metric: mean, metric_std,
+    n, per_image: {metric: [...]}}}`` plus a few thumbnails (input | output | ground truth)."""
+    from sirr.metrics import evaluate
+
+    scores: dict[str, Any] = {}
+    images: dict[str, np.ndarray] = {}
+    ev = run.preset.eval
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    @torch.no_grad()
+    def pred(x: torch.Tensor) -> torch.Tensor:
+        y = predict(x.to(run.device)).detach().float().cpu().clamp(0, 1)
+        if len(seen) < keep_images:  # keep the first examples (no extra forward pass)
+            seen.append((x.detach().float().cpu(), y))
+        return y
+
+    from sirr.data.images import to_image
+
+    for dname, ds in datasets.items():
+        seen.clear()
+        df = evaluate(pred, ds, conventions=("la", "errnet"), max_side=ev.max_side, max_images=ev.max_images)
+        entry: dict[str, Any] = {"n": int(len(df))}
+        for m in METRICS:
+            if m not in df:
+                continue
+            v = np.asarray(df[m], dtype=np.float64)
+            fin = v[np.isfinite(v)]
+            entry[m] = float(fin.mean()) if fin.size else math.inf
+            entry[f"{m}_std"] = float(fin.std()) if fin.size > 1 else 0.0
+        entry["per_image"] = {c: [x if isinstance(x, str) else float(x) for x in df[c]]
+                              for c in df.columns if c in (*METRICS, "image", "seconds")}
+        scores[dname] = entry
+        gts = [smp for smp in (ds[i] for i in range(min(len(ds), ev.max_images or len(ds)))) if smp.T is not None]
+        for i, ((x, y), smp) in enumerate(zip(seen, gts)):
+            images[f"{dname}_{i}_input"] = to_image(x)
+            images[f"{dname}_{i}_output"] = to_image(y)
+            images[f"{dname}_{i}_truth"] = _thumb(smp.T, ev.max_side or 512)
+    return scores, images
+
+
+def _stored(run: RunConfig, experiment: str, compute: Callable[[], dict], seed: int | None,
+            verbose: bool = True) -> dict:
+    """:func:`sirr.results.load_or_compute`, with the ``_images`` of the payload saved as PNGs beside it."""
+    from sirr.results import load_or_compute
+
+    held: dict[str, Any] = {}
+
+    def payload() -> dict:
+        out = compute()
+        held["images"] = out.pop("_images", None)
+        return out
+
+    return load_or_compute(run, experiment, payload, seed=seed, images=lambda: held.get("images"), verbose=verbose)
+
+
+def _cached(run: RunConfig, experiment: str, wanted: list[str], compute: Callable[[list[str], bool], dict],
+            verbose: bool, model_loader: Callable[[], Any] | None = None,
+            predictors: Callable[[Any], dict[str, Callable]] | None = None) -> dict:
+    """The stored result of ``experiment`` (computed when missing or ``run.retrain``).
+
+    A stored result that lacks some of the ``wanted`` test sets (e.g. computed with a data root and
+    read without one) is completed: with the run's finished checkpoint under ``runs/``
+    (``model_loader``) only the missing sets are scored and merged in; without it the run is
+    recomputed on all of them.
+    """
+    res = _stored(run, experiment, lambda: compute(wanted, not run.retrain), run.seed, verbose)
+    have = list(res.get("scores", {}))
+    missing = [d for d in wanted if d not in have]
+    if not missing:
+        return res
+    if verbose:
+        print(f"{experiment} (seed {run.seed}): stored result has no scores on {', '.join(missing)}; scoring them")
+    model = model_loader() if model_loader is not None else None
+    if model is None:
+        return _stored(dataclasses.replace(run, retrain=True), experiment, lambda: compute(have + missing, True),
+                       run.seed, verbose)
+    from sirr.data.images import read_image
+
+    payload = {k: v for k, v in res.items() if not k.startswith("_")}
+    images = {k: read_image(p) for k, p in (res.get("_images") or {}).items()}
+    sets = evaluation_datasets(run, missing)
+    for key, fn in (predictors(model) if predictors else {"scores": model}).items():
+        new, imgs = _score(run, fn, sets, keep_images=1 if key == "scores" else 0)
+        payload.setdefault(key, {}).update(new)
+        images.update(imgs)
+    payload["rescored_from_checkpoint"] = sorted(set(payload.get("rescored_from_checkpoint", [])) | set(missing))
+    return _stored(dataclasses.replace(run, retrain=True), experiment, lambda: {**payload, "_images": images},
+                   run.seed, verbose)
+
+
+def _final(rdir) -> Any:
+    p = rdir / "final.pt"
+    return p if p.is_file() else None
+
+
+def experiment_name(run: RunConfig, name: str) -> str:
+    """The results-store key of ``name`` (``"la/wo_tsm"``): as is with a data root, under ``nodata/``
+    without one (the models are then trained on other photos and scored on other images)."""
+    return name if run.data_root is not None else f"nodata/{name}"
+
+
+def _run_dir(run: RunConfig, method: str, variant: str):
+    """``runs/<preset>/<method>/<variant>/seed<seed>``; table rows trained without a data root get
+    ``<variant>-nodata`` (their training photos differ). ``full`` is always the training chapter's folder."""
+    from sirr import train
+
+    if run.data_root is None and variant != "full":
+        variant = f"{variant}-nodata"
+    return train.default_run_dir(run, method, variant)
+
+
+def _la_variant(variant: str) -> Variant:
+    if variant == "full":
+        return Variant("full", "Ours (full schedule)")
+    if variant not in LA_VARIANTS:
+        raise ExperimentError(f"unknown LA variant {variant!r}; valid: full, {', '.join(LA_VARIANTS)}")
+    return LA_VARIANTS[variant]
+
+
+def _ts_variant(variant: str) -> Variant:
+    if variant == "full":
+        return Variant("full", "Proposed (full schedule)")
+    if variant not in TS_VARIANTS:
+        raise ExperimentError(f"unknown TS variant {variant!r}; valid: full, {', '.join(TS_VARIANTS)}")
+    return TS_VARIANTS[variant]
+
+
+def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None, *,
+                  datasets: Sequence[str] | None = None, steps: int | None = None,
+                  progress: bool = False, verbose: bool = True) -> dict:
+    """Train (or reuse) one LA variant, score it, store ``results/<preset>/la/<variant>/<seed>.json``.
+
+    ``variant="full"`` is the model of the training chapter (``run.preset.la`` schedule, same run
+    directory, so its checkpoint is reused); a table row (:data:`LA_VARIANTS`) trains
+    ``run.preset.ablation.la_steps`` steps (``steps`` overrides) and is scored on
+    :func:`ablation_dataset` only unless ``datasets`` names others.
+    """
+    from sirr import train
+
+    v = _la_variant(variant)
+    run_s = with_seed(run, seed)
+    ablation = variant != "full"
+    if steps is None and ablation:
+        steps = run.preset.ablation.la_steps
+    if datasets is None:
+        datasets = [ablation_dataset(run_s)] if ablation else None
+
+    def compute(names: list[str], resume: bool) -> dict:
+        t0 = time.perf_counter()
+        kw = dict(run_dir=_run_dir(run_s, "la", variant), resume=resume,
+                  model_kwargs=dict(v.model_kwargs), loss_kwargs=dict(v.loss_kwargs), steps=steps,
+                  progress=progress, photos=_training_photos(run_s))
+        if ablation:
+            kw["fine_tune_steps"] = 0
+        done = loader() if resume else None  # a finished run under runs/: just load it
+        if done is None:
+            res = train.train_location_aware(run_s, **kw)
+            model, n_steps = res.model.eval(), int(res.steps)
+        else:
+            model = done
+            n_steps = (steps if steps is not None else run_s.preset.la.steps) + (
+                0 if ablation else run_s.preset.la.fine_tune_steps)
+        t1 = time.perf_counter()
+        scores, images = _score(run_s, lambda x: model(x).transmission, evaluation_datasets(run_s, names))
+        return {"method": "la", "variant": variant, "label": v.label, "model_kwargs": v.model_kwargs,
+                "train_photos": _photo_summary(kw["photos"]),
+                "loss_kwargs": v.loss_kwargs, "steps": n_steps, "checkpoint_reused": done is not None,
+                "scores": scores,
+                "train_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1,
+                "_images": images}
+
+    def loader():
+        p = _final(_run_dir(run_s, "la", variant))
+        return train.load_location_aware(p, device=run_s.device).eval() if p else None
+
+    return _cached(run_s, experiment_name(run_s, f"la/{variant}"), _wanted(run_s, datasets), compute, verbose, loader,
+                   lambda m: {"scores": lambda x: m(x).transmission})
+
+
+def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None, *,
+                  datasets: Sequence[str] | None = None, stage1_steps: int | None = None,
+                  stage2_steps: int | None = None, progress: bool = False, verbose: bool = True) -> dict:
+    """Train (or reuse) one TS variant, score B_final and B_ini, store ``results/<preset>/ts/<variant>/<seed>.json``.
+
+    ``variant="full"`` reuses the training chapter's run (``run.preset.ts`` schedule); the rows of
+    :data:`TS_VARIANTS` train ``run.preset.ablation.ts_stage{1,2}_steps`` steps.
+    """
+    from sirr import train
+
+    v = _ts_variant(variant)
+    run_s = with_seed(run, seed)
+    ablation = variant != "full"
+    if ablation:
+        stage1_steps = run.preset.ablation.ts_stage1_steps if stage1_steps is None else stage1_steps
+        stage2_steps = run.preset.ablation.ts_stage2_steps if stage2_steps is None else stage2_steps
+    if datasets is None:
+        datasets = [ablation_dataset(run_s)] if ablation else None
+
+    def compute(names: list[str], resume: bool) -> dict:
+        t0 = time.perf_counter()
+        done = loader() if resume else None  # a finished run under runs/: just load it
+        if done is None:
+            res = train.train_two_stage(run_s, _run_dir(run_s, "ts", variant), resume=resume,
+                                        stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
+                                        photos=_training_photos(run_s), **v.train_kwargs)
+            model, n_steps = res.model.eval(), res.steps
+        else:
+            model = done
+            n_steps = ((stage1_steps if stage1_steps is not None else run_s.preset.ts.stage1_steps)
+                       + (stage2_steps if stage2_steps is not None else run_s.preset.ts.stage2_steps))
+        t1 = time.perf_counter()
+        sets = evaluation_datasets(run_s, names)
+        scores, images = _score(run_s, lambda x: model(x).b_final, sets)
+        initial, _ = _score(run_s, lambda x: model.initial(x), sets, keep_images=0)
+        return {"method": "ts", "variant": variant, "label": v.label, "train_kwargs": v.train_kwargs,
+                "train_photos": _photo_summary(_training_photos(run_s)),
+                "steps": n_steps, "checkpoint_reused": done is not None,
+                "scores": scores, "scores_initial": initial, "train_seconds": t1 - t0,
+                "eval_seconds": time.perf_counter() - t1, "_images": images}
+
+    def loader():
+        p = _final(_run_dir(run_s, "ts", variant))
+        return train.load_two_stage(p, device=run_s.device).eval() if p else None
+
+    return _cached(run_s, experiment_name(run_s, f"ts/{variant}"), _wanted(run_s, datasets), compute, verbose, loader,
+                   lambda m: {"scores": lambda x: m(x).b_final, "scores_initial": lambda x: m.initial(x)})
+
+
+def identity_experiment(run: RunConfig, datasets: Sequence[str] | None = None, verbose: bool = True) -> dict:
+    """The identity baseline: PSNR/SSIM of the input itself against the ground truth.
+
+    It has no randomness, so it is stored once per preset under ``baseline/identity/0.json``.
+    """
+    run = with_seed(run, 0)
+
+    def compute(names: list[str], resume: bool) -> dict:
+        scores, _ = _score(run, lambda x: x, evaluation_datasets(run, names), keep_images=0)
+        return {"method": "identity", "variant": "identity", "label": "Input (identity)", "scores": scores}
+
+    return _cached(run, experiment_name(run, "baseline/identity"), _wanted(run, datasets), compute, verbose, lambda: (lambda x: x))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tables
+# ----------------------------------------------------------------------------------------------------
+
+
+def _table(table: str):
+    if table not in TABLES:
+        raise ExperimentError(f"unknown table {table!r}; valid: {', '.join(TABLES)}")
+    return TABLES[table]
+
+
+def ablation_results(run: RunConfig, table: str, seeds: Sequence[int] | None = None, *,
+                     progress: bool = False, on_result: Callable[[str, int, dict], None] | None = None) -> dict:
+    """``{variant: [result per seed]}`` for every row of ``table`` ("la2", "la3", "ts"), computing the
+    missing ones (each stored, so a second call only reads)."""
+    method, variants, _ = _table(table)
+    seeds = tuple(run.preset.ablation.seeds if seeds is None else seeds)
+    out: dict[str, list[dict]] = {}
+    for name in variants:
+        out[name] = []
+        for s in seeds:
+            fn = la_experiment if method == "la" else ts_experiment
+            r = fn(run, name, s, progress=progress, verbose=False)
+            out[name].append(r)
+            if on_result:
+                on_result(name, s, r)
+    return out
+
+
+def run_ablations(run: RunConfig, tables: Sequence[str] = ("la2", "la3", "ts"), seeds: Sequence[int] | None = None,
+                  log: Callable[[str], None] | None = print) -> None:
+    """Compute (or read) every row of ``tables`` for every seed, seed-major so a partial run covers all
+    rows once before repeating: the batch job that fills ``results/<preset>/`` for chapter 7, e.g. on a GPU::
+
+        python -c "import sirr.config as c, sirr.experiments as ex; ex.run_ablations(c.resolve('smoke', device='cuda'))"
+    """
+    seeds = tuple(run.preset.ablation.seeds if seeds is None else seeds)
+    t00 = time.perf_counter()
+    for s in seeds:
+        for table in tables:
+            method, variants, _ = _table(table)
+            for name in variants:
+                t = time.perf_counter()
+                fn = la_experiment if method == "la" else ts_experiment
+                r = fn(run, name, s, verbose=False)
+                if log:
+                    d = ablation_dataset(run)
+                    log(f"[{time.perf_counter() - t00:7.1f} s] {table} {name} seed {s}: {time.perf_counter() - t:.1f} s, "
+                        f"PSNR (LA conv.) {r['scores'].get(d, {}).get('psnr_la', float('nan')):.3f} on {d}")
+
+
+def ablation_table(run: RunConfig, table: str = "la2", seeds: Sequence[int] | None = None, *,
+                   results: dict | None = None, scores: str = "scores", progress: bool = False):
+    """One row per paper row of ``table``: our mean and std over ``seeds`` of every metric (both
+    conventions) on :func:`ablation_dataset` (``scores="scores_initial"``: TS's first stage B_ini),
+    the paper's numbers beside them (``paper_*`` columns,
+    ``paper_psnr`` = the paper column matching our dataset, else the mean of its PSNR columns).
+
+    Columns: ``variant, label, n_seeds, <metric>_mean, <metric>_std`` for each of :data:`METRICS`,
+    then ``paper_<col>`` for each paper column and ``paper_psnr``. ``df.attrs`` holds ``table``,
+    ``dataset``, ``seeds``, ``paper_column``, ``preset``.
+    """
+    import pandas as pd
+
+    method, variants, paper = _table(table)
+    seeds = tuple(run.preset.ablation.seeds if seeds is None else seeds)
+    results = results if results is not None else ablation_results(run, table, seeds, progress=progress)
+    dataset = ablation_dataset(run)
+    paper_cols = sorted({c for row in paper.values() for c in row}, key=lambda c: (
+        ["sir2", "real20", "nature"].index(c.split("_")[0]), c))
+    match = PAPER_COLUMNS.get(dataset)
+    rows = []
+    for name, v in variants.items():
+        rs = results.get(name, [])
+        row: dict[str, Any] = {"variant": name, "label": v.label, "n_seeds": len(rs)}
+        for m in METRICS:
+            vals = np.array([r[scores][dataset][m] for r in rs if dataset in r.get(scores, {})
+                             and m in r[scores][dataset]], dtype=np.float64)
+            vals = vals[np.isfinite(vals)]
+            row[f"{m}_mean"] = float(vals.mean()) if vals.size else np.nan
+            row[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else (0.0 if vals.size else np.nan)
+        p = paper.get(name, {})
+        for c in paper_cols:
+            row[f"paper_{c}"] = p.get(c, np.nan)
+        psnrs = [p[c] for c in paper_cols if c.endswith("psnr") and c in p]
+        if match and f"{match}_psnr" in p:
+            row["paper_psnr"] = p[f"{match}_psnr"]
+        else:
+            row["paper_psnr"] = float(np.mean(psnrs)) if psnrs else np.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    prov = [r.get("_provenance", {}) for rs in results.values() for r in rs]
+    df.attrs.update(table=table, method=method, dataset=dataset, seeds=list(seeds), preset=run.preset.name,
+                    scores=scores, provenance=prov,
+                    paper_column=(f"{match}_psnr" if match else [c for c in paper_cols if c.endswith("psnr")][0]
+                                  if sum(c.endswith("psnr") for c in paper_cols) == 1
+                                  else "mean of the paper's PSNR columns"))
+    return df
+
+
+def ordering_agreement(df, ours: str = "psnr_la_mean", paper: str = "paper_psnr", tol: float = 1e-3) -> dict:
+    """Does our ordering of the rows by ``ours`` agree with the paper's by ``paper``?
+
+    Uses the rows where both are finite. Returns ``n``, ``spearman`` and ``kendall`` (scipy;
+    NaN below 2 rows or for constant columns), ``pairs_agree`` / ``pairs`` (row pairs ordered the same
+    way; pairs within ``tol`` of each other in either column are ties, counted in ``ties`` and
+    excluded), ``paper_best`` / ``our_best`` (row names) and ``our_rank_of_paper_best``
+    (1 = also our best).
+    """
+    from scipy.stats import kendalltau, spearmanr
+
+    sub = df[np.isfinite(df[ours].astype(float)) & np.isfinite(df[paper].astype(float))]
+    n = len(sub)
+    key = "variant" if "variant" in sub else sub.index.name
+    names = list(sub["variant"]) if key == "variant" else list(sub.index)
+    a = sub[ours].to_numpy(dtype=float)
+    b = sub[paper].to_numpy(dtype=float)
+    out: dict[str, Any] = {"n": n, "spearman": math.nan, "kendall": math.nan, "pairs": 0, "pairs_agree": 0, "ties": 0,
+                           "paper_best": None, "our_best": None, "our_rank_of_paper_best": None,
+                           "ours": ours, "paper": paper}
+    if n == 0:
+        return out
+    if n >= 2 and np.ptp(a) > 0 and np.ptp(b) > 0:
+        out["spearman"] = float(spearmanr(a, b).statistic)
+        out["kendall"] = float(kendalltau(a, b).statistic)
+    for i in range(n):
+        for j in range(i + 1, n):
+            da = 0 if abs(a[i] - a[j]) <= tol else np.sign(a[i] - a[j])
+            db = 0 if abs(b[i] - b[j]) <= tol else np.sign(b[i] - b[j])
+            if da == 0 or db == 0:
+                out["ties"] += 1
+            else:
+                out["pairs"] += 1
+                out["pairs_agree"] += int(da == db)
+    pb = int(np.argmax(b))
+    out["paper_best"] = names[pb]
+    out["our_best"] = names[int(np.argmax(a))]
+    out["our_rank_of_paper_best"] = int(1 + np.sum(a > a[pb]))
+    return out
+
+
+def ordering_sentence(df, agreement: dict | None = None, *, label_of: dict[str, str] | None = None) -> str:
+    """One sentence, built from :func:`ordering_agreement`, on whether our row ordering agrees with the paper's."""
+    ag = agreement or ordering_agreement(df)
+    attrs = getattr(df, "attrs", {})
+    labels = label_of or (dict(zip(df["variant"], df["label"])) if "label" in df and "variant" in df else {})
+    lab = lambda k: labels.get(k, k)  # noqa: E731
+    seeds = attrs.get("seeds", [])
+    from sirr.viz.tables import DATASET_NAMES
+
+    ds = attrs.get("dataset", "our test set")
+    where = (f"on {DATASET_NAMES.get(ds, ds)} at the {attrs.get('preset', '?')} preset "
+             f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+    if ag["n"] < 2 or ag["pairs"] == 0:
+        return (f"Ordering check {where}: fewer than two rows have both our number and a paper number "
+                f"that differ ({ag.get('ties', 0)} tied pairs), so there is no ordering to compare.")
+    frac = ag["pairs_agree"] / (ag["pairs"] + ag.get("ties", 0))  # ties count against agreement
+    verdict = ("agrees with" if frac == 1 else "mostly agrees with" if frac >= 0.75 else
+               "partly agrees with" if frac > 0.5 else "does not agree with")
+    stats = []
+    if not math.isnan(ag["spearman"]):
+        stats.append(f"Spearman ρ = {ag['spearman']:+.2f}")
+    if not math.isnan(ag["kendall"]):
+        stats.append(f"Kendall τ = {ag['kendall']:+.2f}")
+    stats.append(f"{ag['pairs_agree']} of {ag['pairs']} row pairs ordered alike"
+                 + (f" ({ag['ties']} pairs tied, not counted)" if ag.get("ties") else ""))
+    best = (f"the paper's best row ({lab(ag['paper_best'])}) is "
+            + ("also our best" if ag["our_rank_of_paper_best"] == 1
+               else f"number {ag['our_rank_of_paper_best']} of {ag['n']} in ours (our best: {lab(ag['our_best'])})"))
+    return (f"Our ordering of the {ag['n']} rows by PSNR {where} {verdict} the paper's "
+            f"({attrs.get('paper_column', ag['paper'])}): {', '.join(stats)}; {best}.")
+
+
+def main_tables(run: RunConfig, la: dict | None = None, ts: dict | None = None,
+                identity: dict | None = None, ts_wo_adversarial: dict | None = None):
+    """Chapter 06: ``(la_table1, ts_table1)`` DataFrames filled from stored results.
+
+    ``la_table1``: one row per dataset scored, columns ``dataset, n`` then for each of identity / LA /
+    TS and each of :data:`METRICS` ``<method>_<metric>``, then ``paper_la_psnr``, ``paper_la_ssim``
+    (LA Table 1 "Ours" where the dataset is one of its rows). ``ts_table1``: TS Table I's rows
+    (``method``), ``paper_psnr`` (average PSNR on SIR²), and ours per dataset (``psnr_la`` and
+    ``psnr_errnet`` columns suffixed with the dataset); methods the book does not reimplement
+    (CEILNet, PLNet) have only the paper number.
+    """
+    import pandas as pd
+
+    methods = {"identity": identity, "la": la, "ts": ts}
+    dnames: list[str] = []
+    for r in methods.values():
+        for d in (r or {}).get("scores", {}):
+            if d not in dnames:
+                dnames.append(d)
+    rows = []
+    for d in dnames:
+        row: dict[str, Any] = {"dataset": d}
+        for mname, r in methods.items():
+            s = (r or {}).get("scores", {}).get(d, {})
+            row.setdefault("n", s.get("n"))
+            for m in METRICS:
+                row[f"{mname}_{m}"] = s.get(m, np.nan)
+        p = paper_numbers.LA_TABLE1.get(d, {})
+        row["paper_la_psnr"], row["paper_la_ssim"] = p.get("psnr", np.nan), p.get("ssim", np.nan)
+        rows.append(row)
+    la_df = pd.DataFrame(rows)
+
+    ts_rows = []
+    ours = {"CEILNet": None, "PLNet": None, "wo_adversarial": ts_wo_adversarial, "proposed": ts}
+    labels = {"CEILNet": "CEILNet [7] (not reimplemented)", "PLNet": "PLNet [8] (not reimplemented)",
+              "wo_adversarial": "Proposed w/o the adversarial term", "proposed": "Proposed"}
+    for key, paper_psnr in paper_numbers.TS_TABLE1.items():
+        row = {"method": labels.get(key, key), "paper_psnr": paper_psnr}
+        r = ours.get(key)
+        for d in dnames:
+            s = (r or {}).get("scores", {}).get(d, {})
+            row[f"psnr_la[{d}]"] = s.get("psnr_la", np.nan)
+            row[f"psnr_errnet[{d}]"] = s.get("psnr_errnet", np.nan)
+        ts_rows.append(row)
+    row = {"method": "Input (identity)", "paper_psnr": np.nan}
+    for d in dnames:
+        s = (identity or {}).get("scores", {}).get(d, {})
+        row[f"psnr_la[{d}]"] = s.get("psnr_la", np.nan)
+        row[f"psnr_errnet[{d}]"] = s.get("psnr_errnet", np.nan)
+    ts_rows.append(row)
+    return la_df, pd.DataFrame(ts_rows)
+
+
+# ----------------------------------------------------------------------------------------------------
+# What the chapters print beside the numbers
+# ----------------------------------------------------------------------------------------------------
+
+
+def registry_frame():
+    """DataFrame of every ablation row: table, key, the paper's row label and what it changes."""
+    import pandas as pd
+
+    rows = []
+    for table, (method, variants, _) in TABLES.items():
+        for v in variants.values():
+            rows.append({"table": {"la2": "LA Table 2", "la3": "LA Table 3", "ts": "TS"}[table], "variant": v.name,
+                         "paper row": v.label,
+                         "model flags": ", ".join(f"{k}={val!r}" for k, val in v.model_kwargs.items()) or "—",
+                         "loss / training switches": ", ".join(f"{k}={val!r}" for k, val in
+                                                                {**v.loss_kwargs, **v.train_kwargs}.items()) or "—",
+                         "result": f"results/<preset>/{method}/{v.name}/<seed>.json"})
+    return pd.DataFrame(rows)
+
+
+def preset_caveat(run: RunConfig) -> str:
+    """A markdown sentence on what the numbers at this preset can and cannot say."""
+    ab = run.preset.ablation
+    if run.preset.name == "smoke":
+        return (f"**Smoke preset: these tables are plumbing checks.** Each row is trained for {ab.la_steps} LA steps "
+                f"(TS: {ab.ts_stage1_steps} + {ab.ts_stage2_steps}) on a CPU and scored on "
+                f"{run.preset.eval.max_images} small images, so the numbers and any agreement or disagreement "
+                f"with the paper's ordering mean nothing; run the `demo` preset on a GPU for real numbers.")
+    if run.preset.name == "demo":
+        return (f"**Demo preset:** each row is trained for {ab.la_steps} LA steps (TS: {ab.ts_stage1_steps} + "
+                f"{ab.ts_stage2_steps}), a small fraction of the papers' schedules, so the tables show early-training "
+                f"effects of each change; orderings within the spread over seeds are not meaningful.")
+    return f"**{run.preset.name} preset:** the papers' schedules ({ab.la_steps} LA steps per row)."
+
+
+def _prov_summary(provs: Sequence[dict]) -> str:
+    provs = [p for p in provs if p]
+    if not provs:
+        return "no stored provenance"
+    def uniq(key):
+        return sorted({str(p.get(key)) for p in provs})
+    created = sorted(str(p.get("created")) for p in provs if p.get("created"))
+    when = f", created {created[0]} … {created[-1]}" if len(created) > 1 else (f", created {created[0]}" if created else "")
+    return (f"{len(provs)} stored result(s): preset {'/'.join(uniq('preset'))}, device {'/'.join(uniq('device'))}, "
+            f"commit {'/'.join(uniq('commit'))}{when}")
+
+
+def results_provenance(df_or_results) -> str:
+    """One line on where the numbers of a table (or a list of results) came from: preset, devices, commits, dates."""
+    if isinstance(df_or_results, (list, tuple)):
+        return _prov_summary([r.get("_provenance", {}) for r in df_or_results])
+    return _prov_summary(getattr(df_or_results, "attrs", {}).get("provenance", []))
+
+
+def result_line(result: dict) -> str:
+    """One line for a stored result: experiment, seed, device, commit, steps, where the JSON is."""
+    p = result.get("_provenance", {})
+    steps = result.get("steps")
+    return (f"{result.get('method')}/{result.get('variant')}: seed {p.get('seed')}, preset {p.get('preset')}, "
+            f"device {p.get('device')}, commit {p.get('commit')}"
+            + (f", {steps} training steps" if steps is not None else "")
+            + f" -> {result.get('_path', '?')}")
+
+
+def main_table_sentence(la_df, run: RunConfig) -> str:
+    """A sentence comparing LA and TS with the identity baseline on each set (computed, not hand-written)."""
+    parts = []
+    for _, row in la_df.iterrows():
+        base = row.get("identity_psnr_la")
+        bits = []
+        for m, name in (("la", "LA"), ("ts", "TS")):
+            v = row.get(f"{m}_psnr_la")
+            if v is None or not np.isfinite(v) or base is None or not np.isfinite(base):
+                continue
+            bits.append(f"{name} {v - base:+.2f} dB")
+        if bits:
+            from sirr.viz.tables import DATASET_NAMES
+
+            parts.append(f"{DATASET_NAMES.get(row['dataset'], row['dataset'])}: {', '.join(bits)}")
+    if not parts:
+        return "No method has scores yet."
+    head = "PSNR (LA convention) relative to the input itself — " + "; ".join(parts) + "."
+    if run.preset.name == "smoke":
+        head += (" At the smoke preset the networks have trained for a handful of steps, so falling below the input "
+                 "is expected: this checks the plumbing, not the methods.")
+    return head
+
+
+# ----------------------------------------------------------------------------------------------------
+# Models and example figures
+# ----------------------------------------------------------------------------------------------------
+
+
+def trained_model(run: RunConfig, method: str = "la", variant: str = "full", seed: int | None = None):
+    """The trained network of one run (eval mode): its ``final.pt`` under ``runs/`` if present, else trained now."""
+    from sirr import train
+
+    run_s = with_seed(run, seed)
+    if method == "la":
+        v = _la_variant(variant)
+        rdir = _run_dir(run_s, "la", variant)
+        if (rdir / "final.pt").is_file():
+            return train.load_location_aware(rdir / "final.pt", device=run_s.device).eval()
+        steps = None if variant == "full" else run.preset.ablation.la_steps
+        extra = {} if variant == "full" else {"fine_tune_steps": 0}
+        return train.train_location_aware(run_s, rdir, model_kwargs=dict(v.model_kwargs), loss_kwargs=dict(v.loss_kwargs),
+                                          steps=steps, progress=False, **extra).model.eval()
+    if method == "ts":
+        v = _ts_variant(variant)
+        rdir = _run_dir(run_s, "ts", variant)
+        if (rdir / "final.pt").is_file():
+            return train.load_two_stage(rdir / "final.pt", device=run_s.device).eval()
+        kw = {} if variant == "full" else {"stage1_steps": run.preset.ablation.ts_stage1_steps,
+                                             "stage2_steps": run.preset.ablation.ts_stage2_steps}
+        return train.train_two_stage(run_s, rdir, progress=False, **v.train_kwargs, **kw).model.eval()
+    raise ExperimentError(f"unknown method {method!r}; valid: la, ts")
+
+
+def _output_of(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    def f(x):
+        out = model(x)
+        for attr in ("transmission", "b_final"):
+            if hasattr(out, attr):
+                return getattr(out, attr)
+        return out
+
+    return f
+
+
+@torch.no_grad()
+def _apply(run: RunConfig, model, img: np.ndarray) -> np.ndarray:
+    from sirr.data.images import to_image, to_tensor
+
+    y = _output_of(model)(to_tensor(img).to(run.device))
+    return np.clip(to_image(y.float().cpu()), 0, 1)
+
+
+def example_grid(run: RunConfig, datasets: dict[str, Any], models: dict[str, Any], index: int = 0):
+    """Figure: per test set, input | each model's output | ground truth, for image ``index``."""
+    from sirr.viz import image_grid
+
+    from sirr.viz.tables import DATASET_NAMES
+
+    images, titles = [], []
+    for dname, ds in datasets.items():
+        if len(ds) <= index:
+            continue
+        smp = ds[index]
+        x = _thumb(smp.I, run.preset.eval.max_side or 320)
+        images.append(x)
+        titles.append(f"{DATASET_NAMES.get(dname, dname)}\n{smp.name}: input")
+        for label, m in models.items():
+            images.append(_apply(run, m, x))
+            titles.append(label)
+        if smp.T is not None:
+            images.append(_thumb(smp.T, run.preset.eval.max_side or 320))
+            titles.append("ground truth")
+    return image_grid(images, titles=titles, ncols=len(models) + 2)
+
+
+def real_photo_grid(run: RunConfig, photos: Sequence[tuple[str, np.ndarray]], models: dict[str, Any]):
+    """Figure: per real photo (no ground truth), the photo and each model's output."""
+    from sirr.viz import image_grid
+
+    images, titles = [], []
+    for name, img in photos:
+        x = _thumb(img, run.preset.eval.max_side or 512)
+        images.append(x)
+        titles.append(str(name).split("/")[-1])
+        for label, m in models.items():
+            images.append(_apply(run, m, x))
+            titles.append(label)
+    return image_grid(images, titles=titles, ncols=len(models) + 1)
+
+
+def stored_example_grid(results: dict[str, dict], index: int = 0):
+    """Figure from the example images stored with results (no model run): per test set, the input,
+    each result's output and the ground truth. ``results`` maps a column title to a stored result."""
+    from sirr.results import load_image
+    from sirr.viz import image_grid
+    from sirr.viz.tables import DATASET_NAMES
+
+    first = next(iter(results.values()))
+    images, titles = [], []
+    for dname in first.get("scores", {}):
+        key = f"{dname}_{index}"
+        if f"{key}_input" not in (first.get("_images") or {}):
+            continue
+        images.append(load_image(first, f"{key}_input"))
+        titles.append(f"{DATASET_NAMES.get(dname, dname)}: input")
+        for label, r in results.items():
+            ok = f"{key}_output" in (r.get("_images") or {})
+            images.append(load_image(r, f"{key}_output") if ok else images[-1] * 0)
+            titles.append(label if ok else f"{label} (not stored)")
+        images.append(load_image(first, f"{key}_truth"))
+        titles.append("ground truth")
+    if not images:
+        raise ExperimentError("no example images stored with these results")
+    return image_grid(images, titles=titles, ncols=len(results) + 2)

@@ -1,0 +1,240 @@
+"""The experiment registry (every paper row), the results-store round trip and the ablation tables."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from sirr import experiments as ex
+from sirr import paper_numbers
+from sirr.config import resolve
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registry: every paper row has a variant, with flags the model / loss actually accept
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_la_table2_variants_cover_every_paper_row_in_order():
+    assert list(ex.LA_TABLE2_VARIANTS) == list(paper_numbers.LA_TABLE2)
+
+
+def test_la_table3_variants_cover_every_paper_row_in_order():
+    assert list(ex.LA_TABLE3_VARIANTS) == list(paper_numbers.LA_TABLE3)
+
+
+def test_ts_variants_cover_table1_rows_of_the_method_and_the_lfr_ablation():
+    method_rows = {k for k in paper_numbers.TS_TABLE1 if k not in ("CEILNet", "PLNet")}
+    assert method_rows <= set(ex.TS_VARIANTS)
+    assert ex.TS_VARIANTS["wo_feature_reduction"].train_kwargs == {"use_feature_reduction": False}
+    assert ex.TS_VARIANTS["wo_adversarial"].train_kwargs == {"use_adversarial": False}
+
+
+def test_every_la_variant_builds_the_model_and_loss_it_names():
+    import inspect
+
+    from sirr.losses import LocationAwareLoss
+    from sirr.models import LocationAware
+
+    model_params = set(inspect.signature(LocationAware).parameters)
+    loss_params = set(inspect.signature(LocationAwareLoss).parameters)
+    for v in ex.LA_VARIANTS.values():
+        assert set(v.model_kwargs) <= model_params, v.name
+        assert set(v.loss_kwargs) <= loss_params, v.name
+    # Every ablation row differs from "ours", and no two rows are the same run.
+    keys = [(tuple(sorted(v.model_kwargs.items())), tuple(sorted(v.loss_kwargs.items())))
+            for v in ex.LA_VARIANTS.values()]
+    assert len(set(keys)) == len(keys)
+    assert ex.LA_VARIANTS["ours"].model_kwargs == {} and ex.LA_VARIANTS["ours"].loss_kwargs == {}
+    assert ex.LA_TABLE3_VARIANTS["lc_to_lcb"].loss_kwargs == {"rcmap_loss": "bce"}
+
+
+def test_default_model_flags_are_the_ours_row():
+    """A Table 2 flag equal to the model default would silently train "ours" again."""
+    import inspect
+
+    from sirr.models import LocationAware
+
+    defaults = {k: p.default for k, p in inspect.signature(LocationAware).parameters.items()}
+    for v in ex.LA_TABLE2_VARIANTS.values():
+        for k, val in v.model_kwargs.items():
+            if v.name == "lki_to_rki" and k == "laplacian_grad_clip":
+                continue
+            assert defaults[k] != val, (v.name, k)
+
+
+def test_unknown_variant_and_table_raise_with_the_valid_names():
+    run = resolve("smoke", data_root="none")
+    with pytest.raises(ex.ExperimentError, match="unknown LA variant 'wo_tms'.*wo_tsm"):
+        ex.la_experiment(run, "wo_tms", 0)
+    with pytest.raises(ex.ExperimentError, match="unknown table 'la4'.*la2"):
+        ex.ablation_table(run, "la4", seeds=(0,), results={})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ordering agreement
+# ---------------------------------------------------------------------------------------------------
+
+
+def _df(ours, paper):
+    import pandas as pd
+
+    return pd.DataFrame({"variant": [f"r{i}" for i in range(len(ours))], "label": [f"Row {i}" for i in range(len(ours))],
+                         "psnr_la_mean": ours, "paper_psnr": paper})
+
+
+def test_ordering_agreement_identical_and_reversed_orders():
+    same = ex.ordering_agreement(_df([1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]))
+    assert same["spearman"] == pytest.approx(1.0) and same["kendall"] == pytest.approx(1.0)
+    assert same["pairs_agree"] == same["pairs"] == 6
+    assert same["paper_best"] == "r3" and same["our_rank_of_paper_best"] == 1
+    rev = ex.ordering_agreement(_df([4.0, 3.0, 2.0, 1.0], [10.0, 20.0, 30.0, 40.0]))
+    assert rev["spearman"] == pytest.approx(-1.0) and rev["pairs_agree"] == 0
+    assert rev["our_rank_of_paper_best"] == 4
+
+
+def test_ordering_agreement_skips_rows_without_paper_numbers():
+    ag = ex.ordering_agreement(_df([1.0, 2.0, 5.0], [10.0, 20.0, float("nan")]))
+    assert ag["n"] == 2 and ag["pairs"] == 1 and ag["pairs_agree"] == 1
+
+
+def test_ordering_sentence_says_agrees_or_not():
+    df = _df([1.0, 2.0, 3.0], [10.0, 20.0, 30.0])
+    df.attrs.update(dataset="ceilnet_synthetic", preset="smoke", seeds=[0, 1, 2], paper_column="sir2_psnr")
+    s = ex.ordering_sentence(df)
+    assert "agrees with" in s and "not" not in s and "3 of 3 row pairs" in s and "also our best" in s
+    s2 = ex.ordering_sentence(_df([3.0, 2.0, 1.0], [10.0, 20.0, 30.0]))
+    assert "does not agree" in s2 and "Row 2" in s2
+    s3 = ex.ordering_sentence(_df([1.0], [10.0]))
+    assert "no ordering to compare" in s3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results-store round trip with a counting fake trainer
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Halve(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        return SimpleNamespace(transmission=x * self.w)
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    return resolve("smoke", data_root="none", results_dir=tmp_path / "results", eval__max_images=2,
+                   eval__max_side=48)
+
+
+@pytest.fixture
+def counting_trainer(monkeypatch, tmp_path):
+    import sirr.train
+
+    calls = []
+
+    def fake_train(run, run_dir=None, **kw):
+        calls.append({"seed": run.seed, "run_dir": run_dir, **kw})
+        return SimpleNamespace(model=_Halve(), run_dir=run_dir, checkpoint=None, metrics_path=None,
+                               steps=kw.get("steps") or 0, losses={})
+
+    monkeypatch.setattr(sirr.train, "train_location_aware", fake_train)
+    monkeypatch.setattr(sirr.train, "default_run_dir",
+                        lambda run, method, variant="full": tmp_path / "runs" / method / variant / f"seed{run.seed}")
+    return calls
+
+
+def test_la_experiment_round_trips_through_the_store_without_retraining(tiny_run, counting_trainer):
+    r1 = ex.la_experiment(tiny_run, "wo_tsm", seed=1)
+    assert len(counting_trainer) == 1
+    call = counting_trainer[0]
+    assert call["seed"] == 1 and call["model_kwargs"] == {"use_tsm": False}
+    assert call["steps"] == tiny_run.preset.ablation.la_steps
+    scores = r1["scores"][ex.FALLBACK_DATASET]
+    assert scores["n"] == 2 and set(ex.METRICS) <= set(scores)
+    assert 0 < scores["psnr_la"] < 40 and 0 < scores["ssim_la"] < 1
+    stored = list((tiny_run.results_dir / "smoke" / "nodata" / "la" / "wo_tsm").glob("1.json"))
+    assert stored, "result JSON not written under results/<preset>/la/<variant>/"
+
+    r2 = ex.la_experiment(tiny_run, "wo_tsm", seed=1)
+    assert len(counting_trainer) == 1, "second call retrained instead of reading the store"
+    assert r2["scores"][ex.FALLBACK_DATASET]["psnr_la"] == pytest.approx(scores["psnr_la"])
+
+    import dataclasses
+
+    ex.la_experiment(dataclasses.replace(tiny_run, retrain=True), "wo_tsm", seed=1)
+    assert len(counting_trainer) == 2, "retrain=True did not recompute"
+
+
+def test_ablation_table_shape_columns_and_spread(tiny_run, counting_trainer):
+    df = ex.ablation_table(tiny_run, "la3", seeds=(0, 1))
+    assert len(counting_trainer) == len(ex.LA_TABLE3_VARIANTS) * 2
+    assert list(df["variant"]) == list(paper_numbers.LA_TABLE3)
+    for m in ex.METRICS:
+        assert f"{m}_mean" in df and f"{m}_std" in df
+    assert (df["n_seeds"] == 2).all()
+    assert df.loc[df["variant"] == "wo_ssim", "paper_sir2_psnr"].item() == pytest.approx(15.653)
+    assert df.attrs["dataset"] == ex.FALLBACK_DATASET and df.attrs["seeds"] == [0, 1]
+    # The fake model is deterministic: same numbers for every seed, so zero spread.
+    assert np.allclose(df["psnr_la_std"], 0.0)
+    # A second table over the same rows reads the store ("ours" is shared by Tables 2 and 3).
+    n = len(counting_trainer)
+    ex.ablation_table(tiny_run, "la3", seeds=(0, 1))
+    assert len(counting_trainer) == n
+
+    from sirr.viz.tables import ablation_display, to_markdown
+
+    disp = ablation_display(df)
+    assert list(disp.columns[:2]) == ["row (paper)", "seeds"]
+    assert "paper SIR² PSNR" in disp.columns and "ours PSNR (LA conv.)" in disp.columns
+    assert " ± " in disp["ours PSNR (LA conv.)"].iloc[0]
+    assert to_markdown(disp).startswith("| row (paper)")
+
+
+def test_identity_baseline_and_main_tables(tiny_run):
+    ident = ex.identity_experiment(tiny_run)
+    s = ident["scores"][ex.FALLBACK_DATASET]
+    assert s["ssim_la"] < 1 and math.isfinite(s["psnr_la"])
+    la_df, ts_df = ex.main_tables(tiny_run, identity=ident)
+    assert list(la_df["dataset"]) == [ex.FALLBACK_DATASET]
+    assert la_df["identity_psnr_la"].item() == pytest.approx(s["psnr_la"])
+    assert math.isnan(la_df["la_psnr_la"].item())
+    assert list(ts_df["paper_psnr"].iloc[:4]) == list(paper_numbers.TS_TABLE1.values())
+
+
+def test_mean_std_formatting():
+    from sirr.viz.tables import fmt, mean_std
+
+    assert mean_std(23.1234, 0.314) == "23.12 ± 0.31"
+    assert mean_std(0.9, float("nan"), 3) == "0.900"
+    assert fmt(float("nan")) == "—" and fmt(float("inf")) == "∞"
+
+
+def test_stored_result_missing_a_test_set_is_completed(tiny_run, counting_trainer, monkeypatch):
+    """A result stored without some wanted test set (e.g. computed with no data root) gets it added."""
+    ex.la_experiment(tiny_run, "wo_lstm", seed=0)
+    assert len(counting_trainer) == 1
+    real = ex._wanted
+    monkeypatch.setattr(ex, "_wanted", lambda run, names=None: [ex.FALLBACK_DATASET, "extra_set"])
+    monkeypatch.setattr(ex, "evaluation_datasets",
+                        lambda run, names=None: {n: ex._fallback_dataset(run) for n in names})
+    r = ex.la_experiment(tiny_run, "wo_lstm", seed=0, verbose=False)
+    # No checkpoint under runs/ (the fake trainer writes none): recomputed once, on both sets.
+    assert len(counting_trainer) == 2
+    assert set(r["scores"]) == {ex.FALLBACK_DATASET, "extra_set"}
+    ex.la_experiment(tiny_run, "wo_lstm", seed=0, verbose=False)
+    assert len(counting_trainer) == 2
+    monkeypatch.setattr(ex, "_wanted", real)
+
+
+def test_ordering_agreement_counts_ties_separately():
+    ag = ex.ordering_agreement(_df([5.0, 5.0, 6.0], [10.0, 20.0, 30.0]))
+    assert ag["ties"] == 1 and ag["pairs"] == 2 and ag["pairs_agree"] == 2
+    s = ex.ordering_sentence(_df([5.0, 5.0], [10.0, 20.0]))
+    assert "no ordering to compare" in s and "1 tied" in s
