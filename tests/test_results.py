@@ -140,11 +140,11 @@ def test_corrupt_result_file(run, capsys):
     assert r["v"] == 2 and "recomputing" in capsys.readouterr().out
 
 
-def test_crash_in_json_dump_leaves_no_file(run, monkeypatch):
+def test_crash_mid_write_leaves_no_file(run, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(json, "dump", boom)
+    monkeypatch.setattr(os, "fsync", boom)  # the temporary file exists and holds the text, not yet renamed
     with pytest.raises(RuntimeError, match="killed"):
         save_result(run, "exp", {"v": 1})
     p = result_path(run, "exp")
