@@ -584,6 +584,20 @@ class Session:
         if final_model is not None:
             atomic_torch_save({**common, **final_model}, self.final_path)
 
+    def result(self, model: Any, summary: str, *, steps: int, start: int, resumed: bool,
+               losses: dict[str, float]) -> TrainResult:
+        """End of a training call (both loops): say if it only loaded a finished run, log where the files
+        are, put ``model`` in eval mode and return the :class:`TrainResult`."""
+        if start == steps:
+            self.log(f"already trained: {self.last_path} is at step {steps}; loaded it")
+        model.eval()
+        if self.dist.is_main:
+            self.log(f"{summary}; checkpoint {self.final_path}; metrics {self.metrics_path}")
+        return TrainResult(model=model, run_dir=self.run_dir, checkpoint=self.final_path,
+                           metrics_path=self.metrics_path, steps=steps, losses=losses,
+                           resumed_from=start if resumed else None,
+                           seconds=round(self.elapsed() - self.seconds_before, 3), notes=list(self.log.notes))
+
     def close(self) -> None:
         """Close the metrics file, leave the process group we created, restore the caller's determinism flags."""
         if self.metrics is not None:

@@ -310,15 +310,8 @@ def train_location_aware(
                                  final_model={"model": model.state_dict()} if done == total else None)
         finally:
             bar.close()
-        if start == total:
-            log(f"already trained: {session.last_path} is at step {total}; loaded it")
-        model.eval()
-        if dist.is_main:
-            log(f"LA: {total} steps; checkpoint {session.final_path}; metrics {session.metrics_path}")
-        return TrainResult(model=model, run_dir=session.run_dir, checkpoint=session.final_path,
-                           metrics_path=session.metrics_path, steps=total, losses=last_losses,
-                           resumed_from=start if ck is not None else None,
-                           seconds=round(session.elapsed() - session.seconds_before, 3), notes=list(log.notes))
+        return session.result(model, f"LA: {total} steps", steps=total, start=start, resumed=ck is not None,
+                              losses=last_losses)
     finally:
         session.close()
 

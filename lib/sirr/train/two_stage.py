@@ -239,16 +239,9 @@ def train_two_stage(
                                  final_model={"model": model.state_dict()} if done == total else None)
         finally:
             bar.close()
-        if start == total:
-            log(f"already trained: {session.last_path} is at step {total}; loaded it")
         _sync_buffers(dist, model)
-        model.eval()
-        if dist.is_main:
-            log(f"TS: {n1} stage-1 + {n2} stage-2 steps; checkpoint {session.final_path}; metrics {session.metrics_path}")
-        return TrainResult(model=model, run_dir=session.run_dir, checkpoint=session.final_path,
-                           metrics_path=session.metrics_path, steps=total, losses=last_losses,
-                           resumed_from=start if ck is not None else None,
-                           seconds=round(session.elapsed() - session.seconds_before, 3), notes=list(log.notes))
+        return session.result(model, f"TS: {n1} stage-1 + {n2} stage-2 steps", steps=total, start=start,
+                              resumed=ck is not None, losses=last_losses)
     finally:
         session.close()
 
