@@ -55,18 +55,9 @@ CONVENTIONS = ("la", "errnet")
 
 
 def _as_hwc(x, what: str) -> np.ndarray:
-    try:
-        import torch
+    from sirr.data.images import as_hwc
 
-        if isinstance(x, torch.Tensor):
-            from sirr.data.images import to_image
-
-            x = to_image(x)
-    except ImportError:  # pragma: no cover
-        pass
-    a = np.asarray(x)
-    if a.ndim == 2:
-        a = a[..., None].repeat(3, axis=2)
+    a = as_hwc(x)
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise ValueError(f"{what} must be an HxWx3 image (or (1,3,H,W) tensor), got shape {a.shape}")
     if a.shape[2] == 1:

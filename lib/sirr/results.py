@@ -148,18 +148,9 @@ def _atomic_write_json(path: Path, obj: Any) -> Path:
 
 
 def _small(img) -> np.ndarray:
-    from sirr.data.images import to_image
+    from sirr.data.images import as_hwc
 
-    try:
-        import torch
-
-        if isinstance(img, torch.Tensor):
-            img = to_image(img)
-    except ImportError:  # pragma: no cover
-        pass
-    a = np.asarray(img)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
+    a = as_hwc(img)
     if max(a.shape[:2]) > IMAGE_MAX_SIDE:
         from sirr.metrics import downsize_max_side
 

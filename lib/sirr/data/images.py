@@ -42,6 +42,7 @@ __all__ = [
     "MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "read_image",
+    "as_hwc",
     "read_image_uint8",
     "image_size",
     "to_tensor",
@@ -323,6 +324,19 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def as_hwc(img) -> np.ndarray:
+    """A ``(1,3,H,W)`` / ``(3,H,W)`` tensor or an ``HxW`` / ``HxWxC`` array as an ``HxWxC`` numpy array
+    (grey copied to three channels; dtype and values kept)."""
+    import torch
+
+    if isinstance(img, torch.Tensor):
+        img = to_image(img)
+    a = np.asarray(img)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    return a
+
+
 def to_tensor(arr, device=None):
     """``H x W x 3`` (or ``H x W``) array, uint8 or float in [0, 1] -> float32 tensor ``(1, 3, H, W)``."""
     import torch
@@ -403,16 +417,7 @@ def write_image(path: str | os.PathLike, img, *, protect: Iterable[str | os.Path
            ".webp": "WEBP"}.get(ext)
     if fmt is None:
         raise ValueError(f"cannot write {str(path)!r}: unknown image extension {ext!r} (use .png or .jpg)")
-    try:
-        import torch
-
-        if isinstance(img, torch.Tensor):
-            img = to_image(img)
-    except ImportError:  # pragma: no cover
-        pass
-    a = np.asarray(img)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
+    a = as_hwc(img)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ValueError(f"cannot write {str(path)!r}: expected an HxWx3 image, got shape {a.shape}")
     a = to_uint8(a[..., :3])
