@@ -238,7 +238,7 @@ def test_mlsm_standalone_scales_and_known_values():
     full = feats[:, 9:, 2:-2, 2:-2]  # k_L on (i/32)^2 in the interior: -((i-1)^2 + (i+1)^2 - 2 i^2) / 32^2
     torch.testing.assert_close(full, torch.full_like(full, -2.0 / 32**2))
     checker = ((torch.arange(32).view(32, 1) + torch.arange(32).view(1, 32)) % 2).float().expand(1, 3, 32, 32)
-    lap = mlsm(checker)[..., 4:-4, 4:-4]  # the 1/2-scale resize averages the checkerboard flat: order [.., 1/2, 1]
+    lap = mlsm(checker).detach()[..., 4:-4, 4:-4]  # the 1/2-scale resize averages the checkerboard flat: order [.., 1/2, 1]
     assert float(lap[:, 6:9].abs().max()) < 1e-5 and float(lap[:, 9:].abs().min()) == 4.0
     edge = MultiScaleLaplacian(channels=3, multiscale=False, gradient_filter="edge")
     cols = torch.arange(20.0).view(1, 1, 1, 20).expand(1, 3, 16, 20)
