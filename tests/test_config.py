@@ -21,13 +21,24 @@ def test_paper_preset_holds_the_papers_schedules():
     assert (p.la.lr, p.la.fine_tune_lr, p.la.betas, p.la.batch_size) == (2e-4, 1e-4, (0.5, 0.99), 2)
     assert p.la.steps == 60 * 4000 // 2  # 60 epochs of 4000 pairs at batch 2
     assert (p.ts.lr_stage1, p.ts.lr_stage2, p.ts.lr_discriminator) == (2e-4, 2e-4, 2e-5)
-    assert p.vgg_weights == "imagenet"
+    assert p.vgg_weights == "auto"
 
 
-def test_smoke_is_cpu_and_uses_the_labelled_vgg_fallback():
+def test_smoke_is_cpu_and_uses_an_imagenet_vgg_without_download():
     p = get_preset("smoke")
-    assert p.device == "cpu" and p.vgg_weights == "random"
+    assert p.device == "cpu" and p.vgg_weights == "auto"  # torchvision's if cached, else the Oxford weights
     assert p.time_budget_s == 90
+    assert all(q.vgg_weights == "auto" for q in PRESETS.values())
+
+
+@pytest.mark.parametrize("weights", ["auto", "imagenet", "oxford", "random"])
+def test_every_vgg_weights_setting_is_accepted(weights):
+    assert resolve("smoke", vgg_weights=weights).preset.vgg_weights == weights
+
+
+def test_bad_vgg_weights_error_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"'auto', 'imagenet', 'oxford' or 'random', got 'places365'"):
+        resolve("smoke", vgg_weights="places365")
 
 
 def test_unknown_preset_names_the_valid_ones_and_suggests():

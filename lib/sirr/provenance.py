@@ -60,8 +60,10 @@ def provenance(run=None, **extra: Any) -> dict[str, Any]:
         "versions": package_versions(),
     }
     if run is not None:
+        from sirr.losses.vgg import vgg_description
+
         rec.update(preset=run.preset.name, seed=run.seed, device=device_name(run.device),
-                   vgg_weights=run.preset.vgg_weights)
+                   vgg_weights=run.preset.vgg_weights, vgg_source=vgg_description(run.preset.vgg_weights))
     rec.update(extra)
     return rec
 
@@ -79,6 +81,7 @@ def header(run=None) -> str:
             f"preset {run.preset.name!r} | seed {run.seed} | device {p['device']} | "
             f"data root {run.data_root or 'none (falling back to sample photos shipped in packages)'}"
         )
+        lines.append(f"perceptual losses: {p['vgg_source']}")
         if run.preset.vgg_weights == "random":
             lines.append("NOTE: VGG-19 uses RANDOM seeded weights (offline fallback), not ImageNet: "
                          "perceptual losses are a plumbing check only in this run.")

@@ -260,7 +260,7 @@ class LocationAwareLoss(nn.Module):
     def __init__(
         self,
         vgg: VGG19Features | None = None,
-        vgg_weights: str = "imagenet",
+        vgg_weights: str = "auto",
         lambdas: tuple[float, float, float, float] = (0.4, 0.2, 0.4, 0.01),
         theta: float = 0.85,
         beta: float = 0.84,

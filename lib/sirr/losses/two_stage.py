@@ -28,8 +28,14 @@ __all__ = [
 _FR_LAYERS = 3  # L_FR sums the first three layers, conv1_2, conv2_2, conv3_2 (Eq. 4)
 
 
-def two_stage_vgg(weights: str = "imagenet", seed: int = 0, normalize: bool = True) -> VGG19Features:
+def two_stage_vgg(weights: str = "auto", seed: int = 0, normalize: bool = True) -> VGG19Features:
     """VGG-19 Φ for TS: conv1_2 .. conv5_2 before the ReLU (the release's pre-BatchNorm taps).
+
+    Divergence from the release: it taps VGG-19-**BN** (ImageNet, batch-normalised) before each
+    BatchNorm; no BN weights are available offline, so Φ here is the plain VGG-19's pre-ReLU convolution
+    output (``weights`` as in :class:`~sirr.losses.vgg.VGG19Features`: ``"auto"`` = torchvision's weights
+    when cached, else the Oxford weights with their features rescaled to torchvision's order). The
+    feature values, hence the balance of Eq. 3's λ1 term against its pixel term, differ from the release's.
 
     ``normalize=False`` is the release's choice (no ImageNet mean/std); the default normalises, as the
     ImageNet-trained network expects.

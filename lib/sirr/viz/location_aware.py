@@ -19,6 +19,7 @@ __all__ = [
     "iteration_figure",
     "loss_curves",
     "cost_table",
+    "first_layer_filters",
 ]
 
 #: Parts of the network in LA Fig. 2's vocabulary -> the attribute prefixes that hold them.
@@ -205,3 +206,37 @@ def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
                      "x fp32 eager": None, "max |dT|": "", "fastest": "", "repeats": None, "commit": "",
                      "measured": "LA Sec. 5"})
     return pd.DataFrame(rows)
+
+
+def first_layer_filters(vgg_or_weights="auto", size: float = 0.7):
+    """The 64 conv1_1 filters of the perceptual-loss VGG-19 as an 8x8 grid (RGB order), titled with its source.
+
+    ``vgg_or_weights``: a :class:`~sirr.losses.vgg.VGG19Features` or a ``weights`` setting (``"auto"``,
+    ``"imagenet"``, ``"oxford"``, ``"random"``). Each 3x3 filter is min-max normalised to [0, 1] on its own.
+    ImageNet filters look smooth and colour-opponent; random ones look like noise.
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    import torch
+
+    from sirr.losses.vgg import VGG19Features
+
+    vgg = vgg_or_weights
+    if not isinstance(vgg, VGG19Features):
+        vgg = VGG19Features(("conv1_1",), weights=str(vgg_or_weights))
+    w = vgg.features[0].weight.detach().float().cpu()  # (64, 3, 3, 3)
+    if vgg.source == "oxford":
+        w = w.flip(1)  # the Oxford weights see BGR input: show them in RGB order
+    lo = w.amin(dim=(1, 2, 3), keepdim=True)
+    hi = w.amax(dim=(1, 2, 3), keepdim=True)
+    w = ((w - lo) / (hi - lo).clamp_min(torch.finfo(w.dtype).tiny)).permute(0, 2, 3, 1).numpy()
+    fig, axes = plt.subplots(8, 8, figsize=(8 * size, 8 * size + 0.8), gridspec_kw={"wspace": 0.08, "hspace": 0.08})
+    for k, ax in enumerate(axes.flat):
+        ax.imshow(w[k], vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"conv1_1 filters (64, 3x3, each scaled to [0, 1])\n{textwrap.fill(vgg.description, 64)}",
+                 fontsize=8)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.87)
+    return fig
