@@ -15,7 +15,6 @@ from sirr.data.datasets import (
     available_datasets,
     find_data_root,
     load_dataset,
-    natural_photos,
     real_reflection_photos,
     real_training_pairs,
     sample_photos,
@@ -212,20 +211,6 @@ def test_sample_photos():
         assert np.abs(a[..., 0].astype(int) - a[..., 2]).mean() > 2  # colour, not grey
 
 
-def test_natural_photos_fallback_prints(capsys):
-    photos = natural_photos("none")
-    assert len(photos) >= 6
-    assert "no data root: using" in capsys.readouterr().out
-
-
-def test_natural_photos_from_root(root, capsys):
-    photos = natural_photos(root)
-    names = [n for n, _ in photos]
-    assert names[:3] == ["ceilnet_synthetic/a9", "ceilnet_synthetic/a10", "ceilnet_synthetic/b2"]
-    assert "bsds500/2018" in names and all(a.dtype == np.uint8 for _, a in photos)
-    assert f"under {root}" in capsys.readouterr().out
-
-
 def test_real_reflection_photos(root, capsys):
     photos = real_reflection_photos(root, n=2)
     assert [n for n, _ in photos] == ["ceilnet_real/19", "ceilnet_real/q-1"]
@@ -243,7 +228,7 @@ def test_real_training_pairs(root, capsys):
     assert len(real_training_pairs(root, max_images=2, verbose=False)) == 2
     assert "real training pairs: 4" in capsys.readouterr().out
     empty = real_training_pairs("none")
-    assert len(empty) == 0 and "synthetic pairs only" in capsys.readouterr().out
+    assert len(empty) == 0 and "no data root" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- the shared data, as published
@@ -271,6 +256,3 @@ def test_shared_data_counts(shared_root, name, count, gt):
         assert s.T.shape == s.I.shape and s.R.shape == s.I.shape
 
 
-def test_shared_data_natural_photos(shared_root):
-    photos = natural_photos(shared_root, verbose=False)
-    assert len(photos) == 41 + 100 + 19

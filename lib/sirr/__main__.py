@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m sirr", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True)
 
-    sub.add_parser("info", help="print versions, device, commit and the data root")
+    i = sub.add_parser("info", help="print versions, device, commit, the data sets found and the training pool")
+    i.add_argument("--data-root", default=None, help="data root (default: $SIRR_DATA, then ../shared/data; 'none' for none)")
 
     b = sub.add_parser("book", help="execute every notebook with papermill and build the HTML book")
     _common(b)
@@ -72,6 +73,29 @@ def _parse_sets(items: list[str]) -> dict:
     return out
 
 
+def _data_inventory(data_root) -> str:
+    """What ``info`` says about the data: every benchmark (found vs the papers' counts), the real
+    training pairs, and the training pool with what it left out."""
+    from sirr.data.datasets import DATASETS, TRAINING_SETS, benchmark_inventory, find_dataset
+    from sirr.data.pool import build_pool
+    from sirr.data.root import DatasetNotFoundError
+
+    lines = ["test sets (found / papers' count):"]
+    for row in benchmark_inventory(data_root):
+        paper = f" / {row['paper_count']}" if row["paper_count"] else ""
+        note = f"  -- {row['missing']}" if row["missing"] else ""
+        lines.append(f"  {row['name']:<18} {row['found']:>4}{paper}{note}")
+    lines.append("real training pairs:")
+    for name in TRAINING_SETS:
+        try:
+            n = len(find_dataset(name, data_root)[1])
+            lines.append(f"  {name:<24} {n:>4}")
+        except DatasetNotFoundError:
+            lines.append(f"  {name:<24}    0  -- not found (published: {DATASETS[name].url})")
+    lines.append(build_pool(data_root, verbose=False).summary())
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -79,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             from sirr.config import resolve
             from sirr.provenance import header
 
-            print(header(resolve("smoke", device="auto")))
+            run = resolve("smoke", device="auto", data_root=args.data_root)
+            print(header(run))
+            print(_data_inventory(run.data_root_arg))
             return 0
         if args.verb == "book":
             from sirr.book import run_book

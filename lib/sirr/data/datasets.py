@@ -28,9 +28,13 @@ Layouts (``DATASETS[name].layout``) and where each set is published:
     (``SIR2/PostcardDataset/blended`` ...).
 ``sir2`` -- SIR² (Wan et al., ICCV 2017), https://sir2data.github.io/ (released on request): either
     the processed ``blended/``+``transmission_layer/`` layout above, or the original release's
-    per-scene folders holding ``m`` (mixture), ``g`` (ground-truth background) and ``r``
-    (reflection) images, e.g. ``WildSceneDataset/withgt/<scene>/m.jpg`` and
-    ``SolidObjectDataset/<...>/<scene>/m.jpg``; only images with ground truth are loaded.
+    folders holding ``m`` (mixture), ``g`` (ground-truth background) and ``r`` (reflection) images,
+    paired within each folder: ``SolidObjectDataset/<scene>/{Focus,Thick}/<setting>/{m,g,r}.jpg`` (200),
+    ``Wildscene/<scene>/{m,g,r}.jpg`` or ``WildSceneDataset/withgt/<scene>/...`` (101; the papers
+    report a 55-scene subset whose list is unpublished) and
+    ``Postcard Dataset/Thick/<id>/<thickness>/<id>-<thickness>-{m,g}-<aperture>.png`` (the Thick part
+    of the 199); only images with ground truth are loaded. :func:`benchmark_inventory` compares what
+    is found with the papers' counts (:attr:`DatasetSpec.paper_count`).
 ``ibcln`` -- the "Nature" set of IBCLN (Li et al., CVPR 2020), https://github.com/JHL-HUST/IBCLN
     (dataset: https://drive.google.com/file/d/1YWkm80jWsjX6XwLTHOsa8zK3pSRalyCg/view): test pairs
     ``testB/`` (blend I) + ``testA1/`` (transmission T); training pairs ``natural_I/`` + ``natural_T/``
@@ -39,7 +43,8 @@ Layouts (``DATASETS[name].layout``) and where each set is published:
     ``test_images/blend/NAME.png`` with optional ``test_images/transmission/NAME.png`` of the same name.
 
 Where under the data root (first match of ``DATASETS[name].paths``): ``ceilnet/<set>/``,
-``bsds500/``, ``zhang2018/real/``, ``SIR2/{PostcardDataset,SolidObjectDataset,WildSceneDataset}/``,
+``bsds500/``, ``zhang2018/real/``, ``SIR2/{PostcardDataset,SolidObjectDataset,WildSceneDataset}/``
+(also spelled with spaces, ``Wildscene``, ``WildScene``, ``Wild``, ``Postcard``; ``sir2/`` too),
 ``real20/`` (or Zhang et al.'s whole ``zhang2018/reflection-removal/real/``, split by ERRNet's list),
 ``real90/`` or ``real89/``, ``nature/test/`` and ``nature/train/``,
 ``errnet_unaligned/{unaligned_test50,unaligned_train250}/`` and ``la_release/test_images/``.
@@ -86,8 +91,10 @@ __all__ = [
     "load_dataset",
     "find_dataset",
     "available_datasets",
+    "benchmark_inventory",
+    "test_ground_truths",
+    "test_source_ids",
     "sample_photos",
-    "natural_photos",
     "real_reflection_photos",
     "real_training_pairs",
 ]
@@ -116,6 +123,18 @@ class DatasetSpec:
     pattern: str | None = None  # file-name filter for "images" layouts
     subset: str | None = None  # "real20" | "real90": filter a full Zhang folder
     note: str = ""
+    #: images the papers evaluate on (LA Table 1: Postcard 199, Object 200, Wild 55, Zhang et al. 20,
+    #: Li et al. 20); ``None`` where neither paper reports on the set.
+    paper_count: int | None = None
+    #: why the papers' count differs from ``count``, said after "the papers' N-<unit> subset"
+    paper_note: str = ""
+    unit: str = "image"  # what one item is ("pair", "triplet", "scene"), for sentences
+    #: the names of the published set, where they are fixed (real20: ERRNet's list)
+    names: tuple[str, ...] | None = None
+    #: what the set was made from (a training pool must leave those photos out)
+    made_from: str = ""
+    #: item names that are ids of the source photos (CEILNet: PASCAL VOC ids ``YYYY_NNNNNN``)
+    source_id_pattern: str | None = None
 
 
 _ZHANG_URL = ("https://github.com/ceciliavision/perceptual-reflection-removal (data: "
@@ -129,20 +148,31 @@ _CEIL_URL = "https://github.com/fqnchina/CEILNet"
 
 
 def _sir2_paths(*names: str) -> tuple[str, ...]:
-    out = []
+    """``SIR2/<name>`` and ``sir2/<name>`` for each name, also written without spaces (official spellings vary)."""
+    out: list[str] = []
     for top in ("SIR2", "sir2"):
         for n in names:
-            out.append(f"{top}/{n}")
+            for v in (n, n.replace(" ", "")):
+                if f"{top}/{v}" not in out:
+                    out.append(f"{top}/{v}")
     return tuple(out)
+
+
+#: a PASCAL VOC image id, e.g. ``2007_003525`` (CEILNet names its synthetic triples by them)
+_VOC_ID = r"^\d{4}_\d{6}$"
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
     DatasetSpec("ceilnet_synthetic", "CEILNet synthetic test triples", "ceilnet",
                 ("ceilnet/testdata_reflection_synthetic", "testdata_reflection_synthetic"),
-                _CEIL_URL, True, count=41),
+                _CEIL_URL, True, count=41, unit="triple",
+                made_from="PASCAL VOC 2012 photos (triples named by VOC id) and photos whose source is not "
+                          "named (triples named smooth-N)",
+                source_id_pattern=_VOC_ID),
     DatasetSpec("ceilnet_table2", "CEILNet Table 2 synthetic test set", "ceilnet",
                 ("ceilnet/testdata_reflection_synthetic_table2", "testdata_reflection_synthetic_table2",
-                 "testdata_CEILNET_table2"), _CEIL_URL, True, count=100),
+                 "testdata_CEILNET_table2"), _CEIL_URL, True, count=100, unit="triple",
+                made_from="PASCAL VOC 2012 photos (triples named by VOC id)", source_id_pattern=_VOC_ID),
     DatasetSpec("ceilnet_real", "CEILNet real photos (no ground truth)", "ceilnet",
                 ("ceilnet/testdata_reflection_real", "testdata_reflection_real"), _CEIL_URL, False, count=45),
     DatasetSpec("bsds500", "BSDS500 clean photos (CEILNet denoising test data)", "images",
@@ -152,18 +182,23 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
                 ("zhang2018/real",), _ZHANG_URL, False, count=4),
     DatasetSpec("sir2_postcard", "SIR^2 Postcard", "sir2",
                 _sir2_paths("PostcardDataset", "Postcard Dataset", "Postcard"), _SIR2_URL, True,
-                count=199),
+                count=199, paper_count=199, unit="pair", made_from="real captures through glass (SIR^2)"),
     DatasetSpec("sir2_solidobject", "SIR^2 Solid Object", "sir2",
-                _sir2_paths("SolidObjectDataset", "SolidObject"), _SIR2_URL, True,
-                count=200),
+                _sir2_paths("SolidObjectDataset", "Solid Object Dataset", "SolidObject", "Solid Object"),
+                _SIR2_URL, True, count=200, paper_count=200, unit="triplet",
+                made_from="real captures through glass (SIR^2)"),
     DatasetSpec("sir2_wild", "SIR^2 Wild scenes (with ground truth)", "sir2",
-                _sir2_paths("WildSceneDataset", "Wild"), _SIR2_URL, True, count=55),
+                _sir2_paths("WildSceneDataset", "Wild Scene Dataset", "WildScene", "Wild Scene", "Wildscene",
+                            "Wild scene", "Wild"), _SIR2_URL, True,
+                count=101, paper_count=55, unit="scene", paper_note=", whose list is unpublished",
+                made_from="real captures through glass (SIR^2)"),
     DatasetSpec("real20", "Zhang et al. real test pairs (real20)", "pairs",
                 ("real20", "zhang2018/real20", "real20_420", "zhang2018/reflection-removal/real",
-                 "zhang2018/real_full", "reflection-removal/real"), _ZHANG_URL, True, count=20, subset="real20"),
+                 "zhang2018/real_full", "reflection-removal/real"), _ZHANG_URL, True, count=20, subset="real20",
+                paper_count=20, unit="pair", names=REAL20_NAMES, made_from="real captures through glass"),
     DatasetSpec("nature", "IBCLN Nature test pairs", "ibcln",
                 ("nature/test", "Nature/test", "nature", "Nature", "ibcln/nature/test", "nature20"),
-                _IBCLN_URL, True, count=20),
+                _IBCLN_URL, True, count=20, paper_count=20, unit="pair", made_from="real captures through glass"),
     DatasetSpec("errnet_unaligned", "ERRNet unaligned test pairs (not pixel-aligned)", "pairs",
                 ("errnet_unaligned/unaligned_test50", "unaligned/unaligned_test50", "unaligned_test50",
                  "errnet/unaligned_test50", "ERRNet/unaligned_test50"), _ERRNET_URL, True, count=50,
@@ -341,26 +376,74 @@ def _read_pairs(d: Path, dirs, require_t: bool = True) -> list[_Item] | None:
     return None
 
 
-_M_RE = re.compile(r"^(?P<pre>.*?)(?<![A-Za-z])m(?![A-Za-z])(?P<post>.*)$")
+#: the role letter of a SIR² file: ``m`` (mixture), ``g`` (background), ``r`` (reflection), standing alone
+#: between non-letters (``m.jpg``, ``ab-3-m-32.png``); the last such letter of the name counts
+_ROLE_RE = re.compile(r"(?<![A-Za-z])([mgrMGR])(?![A-Za-z])")
+
+
+def _sir2_role(stem: str) -> tuple[str, int] | None:
+    """``(role, position)`` of the role letter in a SIR² file name, or ``None``."""
+    last = None
+    for m in _ROLE_RE.finditer(stem):
+        last = m
+    return (last.group(1).lower(), last.start(1)) if last else None
+
+
+def _sir2_partner(p: Path, pos: int, role: str, pool: list[Path], n_m: int, roles: dict) -> Path | None:
+    """The ``role`` image (``g`` or ``r``) that goes with mixture ``p`` among ``pool`` (same folder).
+
+    One mixture and one candidate in the folder: they pair, whatever the rest of their names. Otherwise
+    the candidate named like ``p`` with the role letter swapped; else the only one whose name agrees with
+    ``p`` up to the role letter (e.g. ``bh-3-m-32`` and ``bh-3-g-3``); else none.
+    """
+    if not pool:
+        return None
+    if n_m == 1 and len(pool) == 1:
+        return pool[0]
+    letter = role.upper() if p.stem[pos].isupper() else role
+    want = (p.stem[:pos] + letter + p.stem[pos + 1:]).lower()
+    for q in pool:
+        if q.stem.lower() == want:
+            return q
+    pre = p.stem[:pos].lower()
+    same = [q for q in pool if q.stem[: roles[q][1]].lower() == pre]
+    return same[0] if len(same) == 1 else None
+
+
+def _sir2_folder(folder: Path, d: Path) -> list[_Item]:
+    """The ``(m, g, r)`` items of one folder of the original SIR² release (only mixtures with a ``g``)."""
+    roles: dict[Path, tuple[str, int]] = {}
+    by_role: dict[str, list[Path]] = {"m": [], "g": [], "r": []}
+    for q in _images_in(folder):
+        ri = _sir2_role(q.stem)
+        if ri is not None:
+            roles[q] = ri
+            by_role[ri[0]].append(q)
+    ms = by_role["m"]
+    rel = folder.relative_to(d).parts
+    items = []
+    for p in ms:
+        pos = roles[p][1]
+        g = _sir2_partner(p, pos, "g", by_role["g"], len(ms), roles)
+        if g is None:
+            continue  # without ground truth (e.g. WildSceneDataset/withoutgt): not loaded
+        r = _sir2_partner(p, pos, "r", by_role["r"], len(ms), roles)
+        items.append(_Item("_".join([*rel, p.stem]), p, g, r))
+    return items
 
 
 def _read_sir2_original(d: Path) -> list[_Item]:
-    """Original SIR² release: folders holding ``m`` (mixture), ``g`` (background) and ``r`` (reflection)."""
+    """Original SIR² release: folders holding ``m`` (mixture), ``g`` (background) and ``r`` (reflection) images.
+
+    Every folder under ``d`` is read on its own (SolidObject ``<scene>/{Focus,Thick}/<setting>/{m,g,r}.jpg``,
+    Wild ``[withgt/]<scene>/{m,g,r}.jpg``, Postcard ``Thick/<id>/<thickness>/<id>-<thickness>-{m,g}-<aperture>.png``);
+    ``m`` and ``g`` (and ``r``) are paired within the folder (see :func:`_sir2_partner`). Names join the
+    folder's path below ``d`` and the mixture's file name (``Thick_ab_3_ab-3-m-32``): unique and stable.
+    """
+    folders = {q.parent for q in d.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file()}
     items = []
-    for p in sorted(d.rglob("*"), key=lambda q: _natkey(str(q))):
-        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        m = _M_RE.match(p.stem)
-        if not m:
-            continue
-        siblings = {q.stem: q for q in p.parent.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS}
-        g = siblings.get(f"{m['pre']}g{m['post']}")
-        if g is None:
-            continue  # without ground truth (e.g. WildSceneDataset/withoutgt): not loaded
-        r = siblings.get(f"{m['pre']}r{m['post']}")
-        rel = p.parent.relative_to(d)
-        name = "_".join([*rel.parts, p.stem]) if rel.parts else p.stem
-        items.append(_Item(name, p, g, r))
+    for folder in sorted(folders, key=lambda f: [_natkey(x) for x in f.relative_to(d).parts]):
+        items += _sir2_folder(folder, d)
     return items
 
 
@@ -434,7 +517,8 @@ _LAYOUT_HINT = {
     "ceilnet": "NAME-input.png|jpg with NAME-label1.png (transmission) and NAME-label2.png (reflection)",
     "images": "image files directly in the folder",
     "pairs": "blended/ and transmission_layer/ sub-folders with matching file names",
-    "sir2": "blended/ + transmission_layer/, or the original per-scene folders with m.* (mixture) and g.* (background)",
+    "sir2": "blended/ + transmission_layer/, or the original release's folders each holding m (mixture), "
+            "g (background) and optionally r (reflection) images, e.g. <scene>/m.jpg or <id>-3-m-32.png",
     "ibcln": "testB/ (blends) + testA1/ (transmissions) for the test set, natural_I/ + natural_T/ for training",
     "la_release": "blend/ (and optionally transmission/) with matching file names",
 }
@@ -468,6 +552,105 @@ def available_datasets(data_root=None) -> list[str]:
             continue
         out.append(name)
     return out
+
+
+def _missing_sentence(spec: DatasetSpec, folder: Path, items: list[_Item]) -> str:
+    """How the copy found differs from the count the papers evaluate on ("" when it does not)."""
+    found = len(items)
+    ref = spec.paper_count if spec.paper_count is not None else spec.count
+    if ref is None or found == ref:
+        return ""
+    unit = spec.unit
+    if found > ref:
+        if spec.paper_count is not None and spec.count is not None and spec.paper_count < spec.count:
+            return (f"{found - ref} more than the papers' {ref}-{unit} subset{spec.paper_note}: "
+                    f"all {found} are scored")
+        return f"{found - ref} more than the published {ref}"
+    out = f"{ref - found} of {ref} missing"
+    names = [it.name for it in items]
+    if spec.names is not None and set(names) <= set(spec.names):
+        absent = [n for n in spec.names if n not in set(names)]
+        if absent:
+            word = unit if len(absent) == 1 else unit + "s"
+            return out + f" ({word} {', '.join(absent)} absent in this copy)"
+    # every item under one non-numeric sub-folder (e.g. Postcard's Thick/): only that part is here
+    firsts = set()
+    for it in items:
+        rel = it.I.parent.relative_to(folder).parts if it.I.is_relative_to(folder) else ()
+        firsts.add(rel[0] if len(rel) >= 2 else None)
+    if len(firsts) == 1:
+        (part,) = firsts
+        if part and not part.isdigit() and part.lower() not in ("withgt", "blended"):
+            return out + f": only the {part} part is here"
+    return out
+
+
+def benchmark_inventory(data_root=None) -> list[dict]:
+    """What of each test set in :data:`TEST_SETS` is under the data root, against the papers' counts.
+
+    One dict per set, in :data:`TEST_SETS` order: ``name``, ``title``, ``found`` (items with the set's
+    layout; 0 when absent), ``paper_count`` (what LA Table 1 evaluates on; ``None`` where the papers do
+    not report on the set), ``folder`` (``str`` or ``None``) and ``missing``: a short sentence, empty when
+    the copy matches, e.g. ``"1 of 20 missing (pair 3 absent in this copy)"``,
+    ``"139 of 199 missing: only the Thick part is here"``,
+    ``"46 more than the papers' 55-scene subset, whose list is unpublished: all 101 are scored"`` or
+    ``"not found under <root>"``.
+    """
+    try:
+        root = find_data_root(data_root)
+    except FileNotFoundError:
+        root = None
+    out = []
+    for name in TEST_SETS:
+        spec = DATASETS[name]
+        row = {"name": name, "title": spec.title, "found": 0, "paper_count": spec.paper_count, "folder": None,
+               "missing": f"not found under {root}" if root is not None else "not found: no data root"}
+        if root is not None:
+            try:
+                d, items = find_dataset(name, root)
+            except DatasetNotFoundError:
+                pass
+            else:
+                row.update(found=len(items), folder=str(d), missing=_missing_sentence(spec, d, items))
+        out.append(row)
+    return out
+
+
+def test_ground_truths(name: str, data_root=None) -> list[Path]:
+    """The ground-truth files of test set ``name`` (``T``: SIR² ``g``, CEILNet ``-label1``, ``transmission_layer``).
+
+    These are the clean photos the set was made from or captured as: a training pool leaves them (and
+    photos with the same content) out. Empty when the set is not under the data root or has no ground
+    truth; an unknown ``name`` raises :class:`UnknownDatasetError`.
+    """
+    _spec(name)
+    try:
+        _, items = find_dataset(name, data_root)
+    except DatasetNotFoundError:
+        return []
+    return [it.T for it in items if it.T is not None]
+
+
+def test_source_ids(name: str, data_root=None) -> set[str]:
+    """Ids of the source photos of test set ``name``: the PASCAL VOC ids (``2007_003525``) that CEILNet's
+    synthetic sets are named by (their item names matching ``^\\d{4}_\\d{6}$``); empty for other sets, and
+    when the set is not under the data root. Items named otherwise (CEILNet's ``smooth-N``) are not
+    ids: use :func:`test_ground_truths` to match those by content.
+    """
+    spec = _spec(name)
+    if not spec.source_id_pattern:
+        return set()
+    try:
+        _, items = find_dataset(name, data_root)
+    except DatasetNotFoundError:
+        return set()
+    pat = re.compile(spec.source_id_pattern)
+    return {it.name for it in items if pat.match(it.name)}
+
+
+# not pytest tests, although their names start with "test_" (test modules import them)
+test_ground_truths.__test__ = False  # type: ignore[attr-defined]
+test_source_ids.__test__ = False  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,52 +696,19 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def natural_photos(data_root=None, verbose: bool = True, max_images: int | None = None) -> list[tuple[str, np.ndarray]]:
-    """Clean natural photos for synthesising training mixtures, as ``(name, uint8 HxWx3)``.
-
-    The transmissions (``-label1``) of both CEILNet synthetic sets plus the BSDS500 photos (about 160,
-    in that order, each sorted by name); without a data root (or without those sets) the photos of
-    :func:`sample_photos`, and it prints which it used.
-    """
-    root = find_data_root(data_root)
-    sources: list[tuple[str, Path]] = []
-    used = []
-    if root is not None:
-        for name in ("ceilnet_synthetic", "ceilnet_table2", "bsds500"):
-            try:
-                _, items = find_dataset(name, root)
-            except DatasetNotFoundError:
-                continue
-            used.append(name)
-            sources += [(f"{name}/{it.name}", it.T if name != "bsds500" else it.I) for it in items
-                        if (it.T if name != "bsds500" else it.I) is not None]
-    if max_images is not None:
-        sources = sources[: int(max_images)]
-    if sources:
-        if verbose:
-            print(f"natural photos: {len(sources)} from {', '.join(used)} under {root}")
-        return [(n, to_uint8(read_image(p))) for n, p in sources]
-    photos = sample_photos()
-    if max_images is not None:
-        photos = photos[: int(max_images)]
-    if verbose:
-        why = "no data root" if root is None else f"no CEILNet/BSDS500 photos under {root}"
-        print(f"{why}: using {len(photos)} sample photos from scikit-image/scikit-learn/matplotlib")
-    return photos
-
-
-def real_training_pairs(data_root=None, max_images: int | None = None, verbose: bool = True) -> PairDataset:
+def real_training_pairs(data_root=None, max_images: int | None = None, verbose: bool = True,
+                        sets: Sequence[str] = TRAINING_SETS) -> PairDataset:
     """The real ``(I, T)`` training pairs of LA Sec. 5 that are present, as one lazily read :class:`PairDataset`.
 
-    Concatenates :data:`TRAINING_SETS` (IBCLN Nature 200, Zhang et al. 90, ERRNet unaligned 250) in
-    that order; sample names are prefixed with the dataset name. Empty (and it prints so) when none
+    Concatenates ``sets`` (default :data:`TRAINING_SETS`: IBCLN Nature 200, Zhang et al. 90, ERRNet
+    unaligned 250) in that order; sample names are prefixed with the dataset name. Empty (and it prints so) when none
     is under the data root. ``max_images`` caps the total.
     """
     root = find_data_root(data_root)
     items: list[_Item] = []
     used = []
     if root is not None:
-        for name in TRAINING_SETS:
+        for name in sets:
             try:
                 _, its = find_dataset(name, root)
             except DatasetNotFoundError:
@@ -572,8 +722,8 @@ def real_training_pairs(data_root=None, max_images: int | None = None, verbose: 
             print(f"real training pairs: {len(items)} from {', '.join(used)} under {root}")
         else:
             where = "no data root" if root is None else f"none under {root}"
-            print(f"real training pairs: {where} (published: " + "; ".join(DATASETS[n].url for n in TRAINING_SETS)
-                  + "); training uses synthetic pairs only")
+            print(f"real training pairs ({', '.join(sets)}): {where} (published: " + "; ".join(DATASETS[n].url for n in sets)
+                  + ")")
     return PairDataset(name="real_training_pairs", root=root or Path("."), items=items, has_ground_truth=bool(items))
 
 

@@ -389,6 +389,35 @@ def _photo_to_uint8(photo: Any, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
 
+class _LazyPhotos:
+    """Photos of a lazy pool (``photos.lazy``), decoded and converted when first drawn, kept in an LRU
+    cache of at most ``max_bytes`` (a user's full VOC does not fit in memory, and need not)."""
+
+    def __init__(self, pool: Sequence, size: int, max_bytes: int):
+        from collections import OrderedDict
+
+        self.pool, self.size, self.max_bytes = pool, size, max_bytes
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        t = self._cache.get(i)
+        if t is not None:
+            self._cache.move_to_end(i)
+            return t
+        item = self.pool[i]
+        t = _photo_to_uint8(item[1] if isinstance(item, tuple) else item, self.size)
+        self._cache[i] = t
+        self._bytes += t.numel()
+        while self._bytes > self.max_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._bytes -= old.numel()
+        return t
+
+
 class ReflectionSynthesizer:
     """Endless batches of synthetic triples ``(I, T, R)`` from a pool of natural photos, on any device.
 
@@ -415,9 +444,8 @@ class ReflectionSynthesizer:
             raise SynthesisError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
         if not isinstance(size, int) or size < 16:
             raise SynthesisError(f"size must be an integer >= 16, got {size!r}")
-        arrays = [p[1] if isinstance(p, tuple) else p for p in photos]
-        if len(arrays) < 2:
-            raise SynthesisError(f"need at least 2 photos to draw different T and R photos, got {len(arrays)}")
+        if len(photos) < 2:
+            raise SynthesisError(f"need at least 2 photos to draw different T and R photos, got {len(photos)}")
         self.recipe = recipe
         self.size = size
         self.device = torch.device(device)
@@ -425,10 +453,14 @@ class ReflectionSynthesizer:
         self.scale_range = scale_range
         self.max_retries = max_retries
         self.recipe_kwargs = recipe_kwargs
-        photos_u8 = [_photo_to_uint8(a, size) for a in arrays]
-        total = sum(p.numel() for p in photos_u8)
-        store = self.device if total <= store_on_device_max_bytes else torch.device("cpu")
-        self._photos = [p.to(store) for p in photos_u8]
+        if getattr(photos, "lazy", False):  # a PhotoPool read from disk: decode each photo when first drawn
+            self._photos = _LazyPhotos(photos, size, store_on_device_max_bytes)
+        else:
+            arrays = [p[1] if isinstance(p, tuple) else p for p in photos]
+            photos_u8 = [_photo_to_uint8(a, size) for a in arrays]
+            total = sum(p.numel() for p in photos_u8)
+            store = self.device if total <= store_on_device_max_bytes else torch.device("cpu")
+            self._photos = [p.to(store) for p in photos_u8]
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
 
     def __len__(self) -> int:

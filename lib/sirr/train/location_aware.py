@@ -94,27 +94,22 @@ class RealPairSampler:
         return torch.stack(Is).to(self.device), torch.stack(Ts).to(self.device)
 
 
-def _real_training_pairs(run: Any) -> list[tuple[Any, Any]]:
-    """Real (I, T) training pairs under the data root, if ``sirr.data.datasets`` offers any (else [])."""
-    try:
-        from sirr.data import datasets
-    except ImportError:
-        return []
-    fn = getattr(datasets, "real_training_pairs", None)
-    if fn is None:
-        return []
-    pairs = []
-    for s in fn(run.data_root) or []:
-        I, T = (s.I, s.T) if hasattr(s, "I") else (s[-2], s[-1])
-        if T is not None:
-            pairs.append((I, T))
-    return pairs
+#: LA Sec. 5: the aligned real pairs are used from the start; ERRNet's unaligned pairs join at fine-tuning.
+ALIGNED_REAL_SETS = ("nature_train", "zhang2018_real90")
+FINE_TUNE_REAL_SETS = ("errnet_unaligned_train",)
+
+
+def _real_training_pairs(run: Any, sets: Sequence[str]) -> list[tuple[Any, Any]]:
+    """Real (I, T) training pairs of ``sets`` under the run's data root (none without one)."""
+    from sirr.data.datasets import real_training_pairs
+
+    return [(s.I, s.T) for s in real_training_pairs(run.data_root_arg, sets=sets) if s.T is not None]
 
 
 def _default_photos(run: Any) -> list:
-    from sirr.data.datasets import natural_photos
+    from sirr.data.pool import natural_photos
 
-    return natural_photos(run.data_root)
+    return natural_photos(run.data_root_arg)
 
 
 def train_location_aware(
@@ -129,6 +124,7 @@ def train_location_aware(
     photos: Sequence | None = None,
     progress: bool = True,
     real_pairs: Sequence[tuple[Any, Any]] | None = None,
+    fine_tune_pairs: Sequence[tuple[Any, Any]] | None = None,
     overfit_batch: bool = False,
 ) -> TrainResult:
     """Train LA at ``run``'s preset (LA paper Sec. 5); resumable, deterministic on the CPU, torchrun-aware.
@@ -142,10 +138,12 @@ def train_location_aware(
         model_kwargs: :class:`~sirr.models.LocationAware` flags (the Table 2 ablations).
         loss_kwargs: :class:`~sirr.losses.LocationAwareLoss` options (the Table 3 ablations).
         steps, fine_tune_steps: override ``run.preset.la.steps`` / ``fine_tune_steps``.
-        photos: natural photos for synthesis (default: ``sirr.data.datasets.natural_photos``).
+        photos: natural photos for synthesis (default: the leak-free pool, ``sirr.data.pool.natural_photos``).
         progress: show a tqdm bar.
         real_pairs: real ``(I, T)`` training pairs (HxWx3 float arrays) to mix in at
-            ``la.synthetic_fraction``; default: whatever ``sirr.data.datasets.real_training_pairs`` finds.
+            ``la.synthetic_fraction``; default: the aligned sets of :data:`ALIGNED_REAL_SETS` under the data root.
+        fine_tune_pairs: real pairs added to ``real_pairs`` from the fine-tuning switch on (LA Sec. 5);
+            default: ERRNet's unaligned pairs (:data:`FINE_TUNE_REAL_SETS`) under the data root.
         overfit_batch: reuse the first batch at every step (the overfit-one-batch check).
 
     Under ``torchrun`` each process trains on its own synthetic stream (synthesizer seeded
@@ -173,7 +171,8 @@ def train_location_aware(
         model = LocationAware(**mk, generator=gen).to(device)
         disc = LocationAwareDiscriminator(generator=gen).to(device)
         loss_fn = LocationAwareLoss(vgg_weights=run.preset.vgg_weights, **lk).to(device)
-        vgg_note = run.preset.vgg_weights
+        vgg_note = loss_fn.vgg.description  # the source in words, recorded in logs, checkpoints and results
+        log(f"loss network: {vgg_note}")
         if getattr(loss_fn.vgg, "is_fallback", False):
             log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): the perceptual "
                 "loss L_P is NOT the paper's ImageNet VGG-19; label every result of this run accordingly")
@@ -183,21 +182,27 @@ def train_location_aware(
 
         if photos is None:
             photos = _default_photos(run)
+        if hasattr(photos, "summary"):
+            log(photos.summary())
         synth = ReflectionSynthesizer(photos, recipe="la", size=cfg.crop, device=device, seed=run.seed + dist.rank)
         if real_pairs is None:
-            real_pairs = _real_training_pairs(run)
-        real = RealPairSampler(real_pairs, cfg.crop, device, seed=run.seed + 7919 * (dist.rank + 1)) if real_pairs else None
-        if real is not None and len(real) > 0:
-            log(f"data: {len(synth)} photos for LA synthesis + {len(real)} real pairs, "
-                f"synthetic fraction {cfg.synthetic_fraction}")
-        else:
-            real = None
-            log(f"data: no real training pairs under the data root: synthetic only ({len(synth)} photos, "
-                f"LA recipe at {cfg.crop} px)")
+            real_pairs = _real_training_pairs(run, ALIGNED_REAL_SETS)
+        if fine_tune_pairs is None:
+            fine_tune_pairs = _real_training_pairs(run, FINE_TUNE_REAL_SETS) if n_fine else []
+        real_seed = run.seed + 7919 * (dist.rank + 1)
+        real = RealPairSampler(real_pairs, cfg.crop, device, seed=real_seed) if real_pairs else None
+        real = real if real is not None and len(real) > 0 else None
+        both = list(real_pairs or []) + list(fine_tune_pairs or [])
+        real_ft = RealPairSampler(both, cfg.crop, device, seed=real_seed + 1) if fine_tune_pairs else real
+        real_ft = real_ft if real_ft is not None and len(real_ft) > 0 else None
+        log(f"data: {len(synth)} photos for LA synthesis ({cfg.crop} px); real pairs: {len(real) if real else 0} "
+            f"from step 0, {len(real_ft) if real_ft else 0} from the fine-tuning switch (step {n_steps}); "
+            f"synthetic fraction {cfg.synthetic_fraction if real or real_ft else 1.0}")
         mix_gen = torch.Generator().manual_seed(run.seed + 104729 * (dist.rank + 1))
 
         compat = {"model_kwargs": mk, "loss_kwargs": lk, "crop": cfg.crop, "batch_size": cfg.batch_size,
-                  "photos": len(synth), "real_pairs": len(real) if real else 0, "vgg_weights": vgg_note,
+                  "photos": len(synth), "real_pairs": len(real) if real else 0,
+                  "fine_tune_pairs": len(real_ft) if real_ft else 0, "vgg_weights": vgg_note,
                   "overfit_batch": overfit_batch}
         ck = session.load_last(compat)
         start = 0
@@ -212,6 +217,8 @@ def train_location_aware(
             mix_gen.set_state(mine["mix_generator"])
             if real is not None and "real_generator" in mine:
                 real.generator.set_state(mine["real_generator"])
+            if real_ft is not None and real_ft is not real and "fine_tune_generator" in mine:
+                real_ft.generator.set_state(mine["fine_tune_generator"])
             restore_rng(mine["rng"], device)
             start = int(ck["step"])
             last_losses = dict(ck.get("losses", {}))
@@ -232,8 +239,9 @@ def train_location_aware(
         amp = device.type == "cuda" and cfg.amp_bf16
         clip = mk.get("laplacian_grad_clip")
 
-        def next_batch() -> dict[str, torch.Tensor]:
+        def next_batch(phase: str = "train") -> dict[str, torch.Tensor]:
             B = cfg.batch_size
+            real = real_ft if phase == "fine_tune" else real_aligned
             if real is None:
                 b = synth.batch(B)
                 return {"I": b["I"], "T": b["T"], "R": b["R"], "alpha": b["alpha"], "is_synthetic": None}
@@ -251,6 +259,7 @@ def train_location_aware(
             return {"I": torch.cat(parts_I), "T": torch.cat(parts_T), "R": torch.cat(parts_R),
                     "alpha": torch.cat(parts_a), "is_synthetic": mask.to(device)}
 
+        real_aligned = real
         fixed = next_batch() if overfit_batch else None
         bar = progress_bar(total, start, session.progress, desc=f"LA {run.preset.name}")
         model.train()
@@ -262,7 +271,7 @@ def train_location_aware(
                 for o in (opt, opt_d):
                     for g in o.param_groups:
                         g["lr"] = lr
-                b = fixed if fixed is not None else next_batch()
+                b = fixed if fixed is not None else next_batch(phase)
                 I, T = b["I"], b["T"]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     out = model_t(I)
@@ -302,6 +311,8 @@ def train_location_aware(
                     per_rank = {"synthesizer": synth.state_dict(), "mix_generator": mix_gen.get_state()}
                     if real is not None:
                         per_rank["real_generator"] = real.generator.get_state()
+                    if real_ft is not None and real_ft is not real:
+                        per_rank["fine_tune_generator"] = real_ft.generator.get_state()
                     meta = {"model_kwargs": mk, "loss_kwargs": lk, "vgg_weights": vgg_note, "losses": last_losses,
                             "total_steps": total, "notes": log.notes}
                     states = {"model": model.state_dict(), "discriminator": disc.state_dict(),

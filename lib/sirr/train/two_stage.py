@@ -43,9 +43,9 @@ STAGE2_EDGES = ("ground_truth", "confidence_map")
 
 
 def _default_photos(run: Any) -> list:
-    from sirr.data.datasets import natural_photos
+    from sirr.data.pool import natural_photos
 
-    return natural_photos(run.data_root)
+    return natural_photos(run.data_root_arg)
 
 
 def _sync_buffers(dist, *modules: torch.nn.Module) -> None:
@@ -85,7 +85,7 @@ def train_two_stage(
         use_feature_reduction: L_FR in stage 1 (False: Fig. 1e's ablation).
         stage2_edges: ``"ground_truth"`` (release) or ``"confidence_map"``; default ``run.preset.ts.stage2_edges``.
         stage1_steps, stage2_steps: override the preset's step counts.
-        photos: natural photos for synthesis (default ``sirr.data.datasets.natural_photos``).
+        photos: natural photos for synthesis (default: the leak-free pool, ``sirr.data.pool.natural_photos``).
         progress: show a tqdm bar.
         model_kwargs: extra :class:`~sirr.models.two_stage.TwoStage` arguments (on top of
             :meth:`TwoStage.for_preset`, e.g. ``width_scale``).
@@ -120,7 +120,8 @@ def train_two_stage(
         model = TwoStage.for_preset(run.preset, generator=gen, **(model_kwargs or {})).to(device)
         mk = dict(model.config)
         vgg = two_stage_vgg(weights=run.preset.vgg_weights).to(device)
-        vgg_note = run.preset.vgg_weights
+        vgg_note = vgg.description  # the source in words, recorded in logs, checkpoints and results
+        log(f"loss network: {vgg_note}")
         if getattr(vgg, "is_fallback", False):
             log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): L_rec, L_FR and L_2 "
                 "are NOT the paper's ImageNet VGG-19 losses; label every result of this run accordingly")
@@ -129,6 +130,8 @@ def train_two_stage(
         opt_d = torch.optim.RMSprop(model.discriminator.parameters(), lr=cfg.lr_discriminator)
         if photos is None:
             photos = _default_photos(run)
+        if hasattr(photos, "summary"):
+            log(photos.summary())
         synth = ReflectionSynthesizer(photos, recipe="ts", size=cfg.crop, device=device, seed=run.seed + dist.rank)
         log(f"data: synthetic TS triples from {len(synth)} photos at {cfg.crop} px; stage-2 edges from "
             f"{'the ground truth (release)' if edges_mode == 'ground_truth' else 'the confidence map of F1 (paper)'}")

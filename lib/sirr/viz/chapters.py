@@ -485,6 +485,9 @@ def ceilnet_comparison(photos, data_root=None, n: int = 32, size: int = 224, see
 
 def pool_description(photos) -> str:
     """``"160 photos: bsds500, ceilnet_synthetic, ceilnet_table2"`` -- the sources of a ``[(name, array)]`` pool."""
+    if hasattr(photos, "counts"):  # a PhotoPool: names without decoding a photo
+        return f"{len(photos)} photos: " + ", ".join(f"{k} {v}" for k, v in photos.counts.items()) + \
+            f" (pool {photos.fingerprint})"
     names = [p[0] if isinstance(p, tuple) else "unnamed" for p in photos]
     sources = sorted({n.split("/")[0] if "/" in n else n.split("_")[0] for n in names})
     return f"{len(names)} photos: {', '.join(sources)}"
