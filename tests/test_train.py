@@ -296,3 +296,11 @@ def test_train_cli_prints_where_checkpoints_and_metrics_went(tmp_path, capsys):
     assert result.steps == 1
     with pytest.raises(ValueError, match="method must be"):
         train_cli("xx")
+
+
+def test_la_without_the_perceptual_loss_trains_and_says_so(tmp_path):
+    """LA Table 3's 'w/o L_P' row builds no loss network: the run must not need one, and says so."""
+    result = train_location_aware(tiny_run(), tmp_path / "r", photos=photos(), steps=1, fine_tune_steps=0,
+                                  loss_kwargs={"use_perceptual": False}, progress=False)
+    assert "loss network: none (L_P off)" in (result.run_dir / "train.log").read_text()
+    assert "perceptual" not in result.losses or result.losses["perceptual"] == 0

@@ -171,7 +171,7 @@ def train_location_aware(
         model = LocationAware(**mk, generator=gen).to(device)
         disc = LocationAwareDiscriminator(generator=gen).to(device)
         loss_fn = LocationAwareLoss(vgg_weights=run.preset.vgg_weights, **lk).to(device)
-        vgg_note = loss_fn.vgg.description  # the source in words, recorded in logs, checkpoints and results
+        vgg_note = loss_fn.vgg.description if loss_fn.vgg is not None else "none (L_P off)"  # the source in words, recorded in logs, checkpoints and results
         log(f"loss network: {vgg_note}")
         if getattr(loss_fn.vgg, "is_fallback", False):
             log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): the perceptual "
