@@ -53,6 +53,9 @@ __all__ = [
     "MetricsLog",
     "RunLog",
     "TrainResult",
+    "Job",
+    "Phase",
+    "fit",
     "atomic_torch_save",
     "capture_rng",
     "configure_determinism",
@@ -467,11 +470,6 @@ def as_floats(losses: dict[str, torch.Tensor | float]) -> dict[str, float]:
     return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in losses.items()}
 
 
-def state_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    """True when two state dicts have the same keys and bitwise-equal tensors."""
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
@@ -605,3 +603,115 @@ class Session:
         self.dist.close()
         enabled, warn_only = self._deterministic_before
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+# ------------------------------------------------------------------------------------------------
+# The training loop, written once for both methods
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one name and learning rate (LA: ``train`` then ``fine_tune``;
+    TS: ``stage1`` then ``stage2``)."""
+
+    name: str
+    steps: int
+    lr: float
+
+
+class Job:
+    """What one method's training brings to :func:`fit`: its models, optimisers and data, built for a run.
+
+    Subclasses (:class:`sirr.train.location_aware.LATraining`, :class:`sirr.train.two_stage.TSTraining`)
+    set ``model``, ``phases``, ``compat``, ``log_every``, ``checkpoint_every`` and implement
+    :meth:`batch` and :meth:`step` (one optimisation step: ``la_step`` / ``ts_step``), and say what a
+    checkpoint holds (:meth:`states`, :meth:`per_rank`, :meth:`restore`, :meth:`meta`).
+    """
+
+    kind: str
+    model: torch.nn.Module
+    phases: list[Phase]
+    compat: dict[str, Any]
+    log_every: int
+    checkpoint_every: int
+    vgg_note: str
+
+    def restore(self, ck: dict[str, Any], mine: dict[str, Any]) -> None:
+        """Load model, optimiser and data-stream state from a checkpoint (``mine``: this rank's part)."""
+        raise NotImplementedError
+
+    def wrap(self, dist: Distributed) -> None:
+        """Wrap the trained modules for DistributedDataParallel (after :meth:`restore`)."""
+
+    def set_phase(self, phase: Phase) -> None:
+        """Called before every step: learning rates, train/eval modes of the phase."""
+
+    def batch(self, phase: Phase) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def step(self, phase: Phase, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def before_save(self) -> None:
+        """Make the state consistent across ranks before it is saved (e.g. BatchNorm statistics)."""
+
+    def states(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def per_rank(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def meta(self) -> dict[str, Any]:
+        return {}
+
+    def summary(self) -> str:
+        return f"{self.kind.upper()}: " + " + ".join(f"{p.steps} {p.name} steps" for p in self.phases)
+
+
+def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResult:
+    """Run (or resume) ``job`` to the end of its phases: one step at a time, logging every
+    ``job.log_every`` steps and checkpointing every ``job.checkpoint_every`` steps and at the end of
+    each phase; returns the :class:`TrainResult`."""
+    total = sum(p.steps for p in job.phases)
+    ends, phase_of = set(), []
+    for p in job.phases:
+        phase_of += [p] * p.steps
+        ends.add(len(phase_of))
+    ck = session.load_last(job.compat)
+    start, last = 0, {}
+    if ck is not None:
+        mine = ck["per_rank"][session.dist.rank]
+        job.restore(ck, mine)
+        restore_rng(mine["rng"], session.device)
+        start, last = int(ck["step"]), dict(ck.get("losses", {}))
+        if start > total:
+            raise CheckpointError(f"{session.last_path} is at step {start}, past the {total} steps asked; pass "
+                                  "resume=False or more steps")
+    session.open_metrics(start if ck is not None else None)
+    job.wrap(session.dist)
+    fixed = job.batch(job.phases[0]) if overfit_batch else None
+    bar = progress_bar(total, start, session.progress, desc=f"{job.kind.upper()} {session.run.preset.name}")
+    job.model.train()
+    try:
+        for step in range(start, total):
+            phase = phase_of[step]
+            job.set_phase(phase)
+            vals = job.step(phase, fixed if fixed is not None else job.batch(phase))
+            done = step + 1
+            bar.update(1)
+            if done % job.log_every == 0 or done in ends:  # and the last step of each phase
+                last = vals
+                session.metrics.write({"step": done, "phase": phase.name, "lr": phase.lr, **vals,
+                                       "seconds": round(session.elapsed(), 3), "vgg_weights": job.vgg_note})
+                bar.set_postfix(phase=phase.name, loss=f"{vals['total']:.4f}")
+            if done % job.checkpoint_every == 0 or done in ends:
+                job.before_save()
+                meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": total,
+                        "notes": session.log.notes}
+                session.save(done, "done" if done == total else phase.name, job.states(), job.per_rank(), meta,
+                             job.compat, final_model={"model": job.model.state_dict()} if done == total else None)
+    finally:
+        bar.close()
+    job.before_save()
+    return session.result(job.model, job.summary(), steps=total, start=start, resumed=ck is not None, losses=last)

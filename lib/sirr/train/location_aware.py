@@ -26,19 +26,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sirr.losses import discriminator_loss
 from sirr.train.engine import (
-    CheckpointError,
+    Job,
+    Phase,
     Session,
     TrainResult,
     as_floats,
     default_run_dir,
+    fit,
     load_checkpoint,
-    progress_bar,
-    restore_rng,
     variant_name,
 )
 
-__all__ = ["train_location_aware", "load_location_aware", "RealPairSampler", "la_model_kwargs"]
+__all__ = ["train_location_aware", "load_location_aware", "LATraining", "la_step", "RealPairSampler", "la_model_kwargs"]
 
 
 def la_model_kwargs(run: Any, model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -112,6 +113,171 @@ def _default_photos(run: Any) -> list:
     return natural_photos(run.data_root_arg)
 
 
+class LATraining(Job):
+    """LA's models, optimisers and data for one run (LA Sec. 5); :func:`la_step` is one update."""
+
+    kind = "la"
+
+    def __init__(self, run: Any, session: Session, *, model_kwargs: dict[str, Any] | None,
+                 loss_kwargs: dict[str, Any] | None, steps: int, fine_tune_steps: int, photos: Sequence | None,
+                 real_pairs: Sequence | None, fine_tune_pairs: Sequence | None, overfit_batch: bool) -> None:
+        from sirr.data.synthesis import ReflectionSynthesizer
+        from sirr.losses import LocationAwareLoss
+        from sirr.models.location_aware import LocationAware, LocationAwareDiscriminator
+
+        cfg = self.cfg = run.preset.la
+        log, dist, device = session.log, session.dist, session.device
+        self.device, self.dist = device, dist
+        self.phases = [Phase("train", steps, cfg.lr), Phase("fine_tune", fine_tune_steps, cfg.fine_tune_lr)]
+        self.log_every, self.checkpoint_every = cfg.log_every, cfg.checkpoint_every
+        mk = self.model_kwargs = la_model_kwargs(run, model_kwargs)
+        lk = self.loss_kwargs = dict(loss_kwargs or {})
+        gen = torch.Generator().manual_seed(run.seed)
+        self.model = LocationAware(**mk, generator=gen).to(device)
+        self.disc = LocationAwareDiscriminator(generator=gen).to(device)
+        self.loss_fn = LocationAwareLoss(vgg_weights=run.preset.vgg_weights, **lk).to(device)
+        vgg = self.loss_fn.vgg
+        self.vgg_note = vgg.description if vgg is not None else "none (L_P off)"  # in logs, checkpoints, results
+        log(f"loss network: {self.vgg_note}")
+        if getattr(vgg, "is_fallback", False):
+            log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): the perceptual "
+                "loss L_P is NOT the paper's ImageNet VGG-19; label every result of this run accordingly")
+        self.use_adv = self.loss_fn.use_adversarial
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr,
+                                    betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
+
+        if photos is None:
+            photos = _default_photos(run)
+        if hasattr(photos, "summary"):
+            log(photos.summary())
+        self.synth = ReflectionSynthesizer(photos, recipe="la", size=cfg.crop, device=device, seed=run.seed + dist.rank)
+        if real_pairs is None:
+            real_pairs = _real_training_pairs(run, ALIGNED_REAL_SETS)
+        if fine_tune_pairs is None:
+            fine_tune_pairs = _real_training_pairs(run, FINE_TUNE_REAL_SETS) if fine_tune_steps else []
+        real_seed = run.seed + 7919 * (dist.rank + 1)
+        real = RealPairSampler(real_pairs, cfg.crop, device, seed=real_seed) if real_pairs else None
+        self.real = real if real is not None and len(real) > 0 else None
+        both = list(real_pairs or []) + list(fine_tune_pairs or [])
+        real_ft = RealPairSampler(both, cfg.crop, device, seed=real_seed + 1) if fine_tune_pairs else self.real
+        self.real_ft = real_ft if real_ft is not None and len(real_ft) > 0 else None
+        log(f"data: {len(self.synth)} photos for LA synthesis ({cfg.crop} px); real pairs: "
+            f"{len(self.real) if self.real else 0} from step 0, {len(self.real_ft) if self.real_ft else 0} from the "
+            f"fine-tuning switch (step {steps}); synthetic fraction "
+            f"{cfg.synthetic_fraction if self.real or self.real_ft else 1.0}")
+        self.mix_gen = torch.Generator().manual_seed(run.seed + 104729 * (dist.rank + 1))
+        self.compat = {"model_kwargs": mk, "loss_kwargs": lk, "crop": cfg.crop, "batch_size": cfg.batch_size,
+                       "photos": len(self.synth), "real_pairs": len(self.real) if self.real else 0,
+                       "fine_tune_pairs": len(self.real_ft) if self.real_ft else 0, "vgg_weights": self.vgg_note,
+                       "overfit_batch": overfit_batch}
+        self.amp = device.type == "cuda" and cfg.amp_bf16
+        self.clip = mk.get("laplacian_grad_clip")
+        self.model_t, self.disc_t = self.model, self.disc  # DDP-wrapped by wrap() under torchrun
+
+    def restore(self, ck: dict[str, Any], mine: dict[str, Any]) -> None:
+        self.model.load_state_dict(ck["model"])
+        self.disc.load_state_dict(ck["discriminator"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.opt_d.load_state_dict(ck["optimizer_d"])
+        self.synth.load_state_dict(mine["synthesizer"])
+        self.mix_gen.set_state(mine["mix_generator"])
+        if self.real is not None and "real_generator" in mine:
+            self.real.generator.set_state(mine["real_generator"])
+        if self.real_ft is not None and self.real_ft is not self.real and "fine_tune_generator" in mine:
+            self.real_ft.generator.set_state(mine["fine_tune_generator"])
+
+    def wrap(self, dist) -> None:
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model_t, self.disc_t = DDP(self.model, device_ids=ids), DDP(self.disc, device_ids=ids)
+
+    def set_phase(self, phase: Phase) -> None:
+        for o in (self.opt, self.opt_d):
+            for g in o.param_groups:
+                g["lr"] = phase.lr
+
+    def batch(self, phase: Phase) -> dict[str, torch.Tensor]:
+        """A batch of synthetic triples, mixed with real pairs at ``la.synthetic_fraction`` when there are any
+        (ERRNet's unaligned pairs only from the fine-tuning phase on)."""
+        B, cfg = self.cfg.batch_size, self.cfg
+        real = self.real_ft if phase.name == "fine_tune" else self.real
+        if real is None:
+            b = self.synth.batch(B)
+            return {"I": b["I"], "T": b["T"], "R": b["R"], "alpha": b["alpha"], "is_synthetic": None}
+        is_syn = torch.rand(B, generator=self.mix_gen) < cfg.synthetic_fraction
+        n_syn = int(is_syn.sum())
+        parts: dict[str, list[torch.Tensor]] = {"I": [], "T": [], "R": [], "alpha": []}
+        if n_syn:
+            b = self.synth.batch(n_syn)
+            for k in parts:
+                parts[k].append(b[k])
+        if B - n_syn:
+            i, t = real.batch(B - n_syn)
+            parts["I"].append(i)
+            parts["T"].append(t)
+            parts["R"].append(torch.zeros_like(i))
+            parts["alpha"].append(torch.ones(B - n_syn, device=self.device, dtype=i.dtype))
+        mask = torch.arange(B) < n_syn
+        return {**{k: torch.cat(v) for k, v in parts.items()}, "is_synthetic": mask.to(self.device)}
+
+    def step(self, phase: Phase, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return la_step(self, batch)
+
+    def states(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "discriminator": self.disc.state_dict(),
+                "optimizer": self.opt.state_dict(), "optimizer_d": self.opt_d.state_dict()}
+
+    def per_rank(self) -> dict[str, Any]:
+        out = {"synthesizer": self.synth.state_dict(), "mix_generator": self.mix_gen.get_state()}
+        if self.real is not None:
+            out["real_generator"] = self.real.generator.get_state()
+        if self.real_ft is not None and self.real_ft is not self.real:
+            out["fine_tune_generator"] = self.real_ft.generator.get_state()
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        return {"model_kwargs": self.model_kwargs, "loss_kwargs": self.loss_kwargs}
+
+    def summary(self) -> str:
+        return f"LA: {sum(p.steps for p in self.phases)} steps"
+
+
+def la_step(job: LATraining, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One LA update (Sec. 5): the discriminator on the detached T̂_N, then G on Eq. 15 with D frozen."""
+    I, T = batch["I"], batch["T"]
+    with torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp):
+        out = job.model_t(I)
+    d_value = None
+    if job.use_adv:  # -½[log D(T) + log(1 − D(T̂))], real and fake in one pass
+        job.disc.requires_grad_(True)
+        job.opt_d.zero_grad(set_to_none=True)
+        with torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp):
+            logits = job.disc_t(torch.cat([T, out.transmission.detach()]))
+            d_loss = discriminator_loss(logits[: T.shape[0]], logits[T.shape[0]:])
+        d_loss.backward()
+        job.opt_d.step()
+        d_value = float(d_loss.detach())
+        job.disc.requires_grad_(False)
+    with torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp):
+        d_fake = job.disc(out.transmission) if job.use_adv else None
+        losses = job.loss_fn(out, I, T, batch["R"], batch["alpha"], d_fake_logits=d_fake,
+                             is_synthetic=batch["is_synthetic"])
+    job.opt.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    kernel = job.model.laplacian_kernel
+    if job.dist.enabled and job.clip is not None and kernel is not None and kernel.grad is not None:
+        # DDP writes the averaged gradient back after the model's clipping hook ran: clip again.
+        torch.nn.utils.clip_grad_norm_(kernel, job.clip)
+    job.opt.step()
+    vals = as_floats(losses)
+    if d_value is not None:
+        vals["discriminator"] = d_value
+    return vals
+
+
 def train_location_aware(
     run: Any,
     run_dir: str | Path | None = None,
@@ -150,179 +316,19 @@ def train_location_aware(
     ``seed + rank``: the synthetic counterpart of a DistributedSampler's disjoint shards), the batch
     size is per process, gradients are averaged by DistributedDataParallel and only rank 0 writes.
     """
-    from sirr.data.synthesis import ReflectionSynthesizer
-    from sirr.losses import LocationAwareLoss, discriminator_loss
-    from sirr.models.location_aware import LocationAware, LocationAwareDiscriminator
-
     cfg = run.preset.la
     n_steps = cfg.steps if steps is None else int(steps)
     n_fine = cfg.fine_tune_steps if fine_tune_steps is None else int(fine_tune_steps)
     if n_steps < 0 or n_fine < 0 or n_steps + n_fine < 1:
         raise ValueError(f"train_location_aware: need steps + fine_tune_steps >= 1, got {n_steps} + {n_fine}")
-    total = n_steps + n_fine
-    mk = la_model_kwargs(run, model_kwargs)
-    lk = dict(loss_kwargs or {})
     if run_dir is None:
-        run_dir = default_run_dir(run, "la", variant_name(**(model_kwargs or {}), **lk))
+        run_dir = default_run_dir(run, "la", variant_name(**(model_kwargs or {}), **(loss_kwargs or {})))
     session = Session(run, "la", Path(run_dir), resume=resume, progress=progress)
-    log, dist, device = session.log, session.dist, session.device
     try:
-        gen = torch.Generator().manual_seed(run.seed)
-        model = LocationAware(**mk, generator=gen).to(device)
-        disc = LocationAwareDiscriminator(generator=gen).to(device)
-        loss_fn = LocationAwareLoss(vgg_weights=run.preset.vgg_weights, **lk).to(device)
-        vgg_note = loss_fn.vgg.description if loss_fn.vgg is not None else "none (L_P off)"  # the source in words, recorded in logs, checkpoints and results
-        log(f"loss network: {vgg_note}")
-        if getattr(loss_fn.vgg, "is_fallback", False):
-            log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): the perceptual "
-                "loss L_P is NOT the paper's ImageNet VGG-19; label every result of this run accordingly")
-        use_adv = loss_fn.use_adversarial
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas)
-        opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
-
-        if photos is None:
-            photos = _default_photos(run)
-        if hasattr(photos, "summary"):
-            log(photos.summary())
-        synth = ReflectionSynthesizer(photos, recipe="la", size=cfg.crop, device=device, seed=run.seed + dist.rank)
-        if real_pairs is None:
-            real_pairs = _real_training_pairs(run, ALIGNED_REAL_SETS)
-        if fine_tune_pairs is None:
-            fine_tune_pairs = _real_training_pairs(run, FINE_TUNE_REAL_SETS) if n_fine else []
-        real_seed = run.seed + 7919 * (dist.rank + 1)
-        real = RealPairSampler(real_pairs, cfg.crop, device, seed=real_seed) if real_pairs else None
-        real = real if real is not None and len(real) > 0 else None
-        both = list(real_pairs or []) + list(fine_tune_pairs or [])
-        real_ft = RealPairSampler(both, cfg.crop, device, seed=real_seed + 1) if fine_tune_pairs else real
-        real_ft = real_ft if real_ft is not None and len(real_ft) > 0 else None
-        log(f"data: {len(synth)} photos for LA synthesis ({cfg.crop} px); real pairs: {len(real) if real else 0} "
-            f"from step 0, {len(real_ft) if real_ft else 0} from the fine-tuning switch (step {n_steps}); "
-            f"synthetic fraction {cfg.synthetic_fraction if real or real_ft else 1.0}")
-        mix_gen = torch.Generator().manual_seed(run.seed + 104729 * (dist.rank + 1))
-
-        compat = {"model_kwargs": mk, "loss_kwargs": lk, "crop": cfg.crop, "batch_size": cfg.batch_size,
-                  "photos": len(synth), "real_pairs": len(real) if real else 0,
-                  "fine_tune_pairs": len(real_ft) if real_ft else 0, "vgg_weights": vgg_note,
-                  "overfit_batch": overfit_batch}
-        ck = session.load_last(compat)
-        start = 0
-        last_losses: dict[str, float] = {}
-        if ck is not None:
-            model.load_state_dict(ck["model"])
-            disc.load_state_dict(ck["discriminator"])
-            opt.load_state_dict(ck["optimizer"])
-            opt_d.load_state_dict(ck["optimizer_d"])
-            mine = ck["per_rank"][dist.rank]
-            synth.load_state_dict(mine["synthesizer"])
-            mix_gen.set_state(mine["mix_generator"])
-            if real is not None and "real_generator" in mine:
-                real.generator.set_state(mine["real_generator"])
-            if real_ft is not None and real_ft is not real and "fine_tune_generator" in mine:
-                real_ft.generator.set_state(mine["fine_tune_generator"])
-            restore_rng(mine["rng"], device)
-            start = int(ck["step"])
-            last_losses = dict(ck.get("losses", {}))
-            if start > total:
-                raise CheckpointError(
-                    f"{session.last_path} is at step {start}, past the {total} steps asked; pass resume=False "
-                    "or more steps"
-                )
-        session.open_metrics(start if ck is not None else None)
-        if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [device.index] if device.type == "cuda" else None
-            model_t = DDP(model, device_ids=ids)
-            disc_t = DDP(disc, device_ids=ids)
-        else:
-            model_t, disc_t = model, disc
-        amp = device.type == "cuda" and cfg.amp_bf16
-        clip = mk.get("laplacian_grad_clip")
-
-        def next_batch(phase: str = "train") -> dict[str, torch.Tensor]:
-            B = cfg.batch_size
-            real = real_ft if phase == "fine_tune" else real_aligned
-            if real is None:
-                b = synth.batch(B)
-                return {"I": b["I"], "T": b["T"], "R": b["R"], "alpha": b["alpha"], "is_synthetic": None}
-            is_syn = torch.rand(B, generator=mix_gen) < cfg.synthetic_fraction
-            n_syn = int(is_syn.sum())
-            parts_I, parts_T, parts_R, parts_a = [], [], [], []
-            if n_syn:
-                b = synth.batch(n_syn)
-                parts_I.append(b["I"]); parts_T.append(b["T"]); parts_R.append(b["R"]); parts_a.append(b["alpha"])  # noqa: E702
-            if B - n_syn:
-                i, t = real.batch(B - n_syn)
-                parts_I.append(i); parts_T.append(t); parts_R.append(torch.zeros_like(i))  # noqa: E702
-                parts_a.append(torch.ones(B - n_syn, device=device, dtype=i.dtype))
-            mask = torch.arange(B) < n_syn
-            return {"I": torch.cat(parts_I), "T": torch.cat(parts_T), "R": torch.cat(parts_R),
-                    "alpha": torch.cat(parts_a), "is_synthetic": mask.to(device)}
-
-        real_aligned = real
-        fixed = next_batch() if overfit_batch else None
-        bar = progress_bar(total, start, session.progress, desc=f"LA {run.preset.name}")
-        model.train()
-        disc.train()
-        try:
-            for step in range(start, total):
-                phase = "train" if step < n_steps else "fine_tune"
-                lr = cfg.lr if phase == "train" else cfg.fine_tune_lr
-                for o in (opt, opt_d):
-                    for g in o.param_groups:
-                        g["lr"] = lr
-                b = fixed if fixed is not None else next_batch(phase)
-                I, T = b["I"], b["T"]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    out = model_t(I)
-                d_value = None
-                if use_adv:  # discriminator update on the detached prediction (real and fake in one pass)
-                    disc.requires_grad_(True)
-                    opt_d.zero_grad(set_to_none=True)
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                        logits = disc_t(torch.cat([T, out.transmission.detach()]))
-                        d_loss = discriminator_loss(logits[: T.shape[0]], logits[T.shape[0]:])
-                    d_loss.backward()
-                    opt_d.step()
-                    d_value = d_loss.detach()
-                    disc.requires_grad_(False)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    d_fake = disc(out.transmission) if use_adv else None
-                    losses = loss_fn(out, I, T, b["R"], b["alpha"], d_fake_logits=d_fake, is_synthetic=b["is_synthetic"])
-                opt.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                if dist.enabled and clip is not None and model.laplacian_kernel is not None \
-                        and model.laplacian_kernel.grad is not None:
-                    # DDP writes the averaged gradient back after the model's post-accumulate hook ran:
-                    # clip again (idempotent when already within the norm) so DDP training is clipped too.
-                    torch.nn.utils.clip_grad_norm_(model.laplacian_kernel, clip)
-                opt.step()
-                done = step + 1
-                bar.update(1)
-                if done % cfg.log_every == 0 or done == total:
-                    vals = as_floats(losses)
-                    if d_value is not None:
-                        vals["discriminator"] = float(d_value)
-                    last_losses = vals
-                    session.metrics.write({"step": done, "phase": phase, "lr": lr, **vals,
-                                           "seconds": round(session.elapsed(), 3), "vgg_weights": vgg_note})
-                    bar.set_postfix(loss=f"{vals['total']:.4f}")
-                if done % cfg.checkpoint_every == 0 or done == total:
-                    per_rank = {"synthesizer": synth.state_dict(), "mix_generator": mix_gen.get_state()}
-                    if real is not None:
-                        per_rank["real_generator"] = real.generator.get_state()
-                    if real_ft is not None and real_ft is not real:
-                        per_rank["fine_tune_generator"] = real_ft.generator.get_state()
-                    meta = {"model_kwargs": mk, "loss_kwargs": lk, "vgg_weights": vgg_note, "losses": last_losses,
-                            "total_steps": total, "notes": log.notes}
-                    states = {"model": model.state_dict(), "discriminator": disc.state_dict(),
-                              "optimizer": opt.state_dict(), "optimizer_d": opt_d.state_dict()}
-                    session.save(done, "done" if done == total else phase, states, per_rank, meta, compat,
-                                 final_model={"model": model.state_dict()} if done == total else None)
-        finally:
-            bar.close()
-        return session.result(model, f"LA: {total} steps", steps=total, start=start, resumed=ck is not None,
-                              losses=last_losses)
+        job = LATraining(run, session, model_kwargs=model_kwargs, loss_kwargs=loss_kwargs, steps=n_steps,
+                         fine_tune_steps=n_fine, photos=photos, real_pairs=real_pairs,
+                         fine_tune_pairs=fine_tune_pairs, overfit_batch=overfit_batch)
+        return fit(session, job, overfit_batch=overfit_batch)
     finally:
         session.close()
 

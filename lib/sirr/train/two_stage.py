@@ -25,19 +25,22 @@ from typing import Any
 
 import torch
 
+from sirr.losses import clip_critic_weights, critic_loss, initial_loss, stage2_generator_loss, two_stage_vgg
+from sirr.models.two_stage import ground_truth_edge_sets
 from sirr.train.engine import (
     CheckpointError,
+    Job,
+    Phase,
     Session,
     TrainResult,
     as_floats,
     default_run_dir,
+    fit,
     load_checkpoint,
-    progress_bar,
-    restore_rng,
     variant_name,
 )
 
-__all__ = ["train_two_stage", "load_two_stage", "STAGE2_EDGES"]
+__all__ = ["train_two_stage", "load_two_stage", "TSTraining", "ts_step", "STAGE2_EDGES"]
 
 STAGE2_EDGES = ("ground_truth", "confidence_map")
 
@@ -57,6 +60,142 @@ def _sync_buffers(dist, *modules: torch.nn.Module) -> None:
     for m in modules:
         for b in m.buffers():
             tdist.broadcast(b, 0)
+
+
+class TSTraining(Job):
+    """TS's networks, optimisers and data for one run (TS Sec. IV-B); :func:`ts_step` is one update."""
+
+    kind = "ts"
+
+    def __init__(self, run: Any, session: Session, *, n1: int, n2: int, edges_mode: str,
+                 switches: dict[str, bool], photos: Sequence | None, model_kwargs: dict[str, Any] | None,
+                 overfit_batch: bool) -> None:
+        from sirr.data.synthesis import ReflectionSynthesizer
+        from sirr.models.two_stage import TwoStage
+
+        cfg = self.cfg = run.preset.ts
+        log, dist, device = session.log, session.dist, session.device
+        self.device, self.dist = device, dist
+        self.n1, self.n2, self.edges_mode, self.switches = n1, n2, edges_mode, switches
+        self.use_adversarial = switches["use_adversarial"]
+        self.use_feature_reduction = switches["use_feature_reduction"]
+        self.phases = [Phase("stage1", n1, cfg.lr_stage1), Phase("stage2", n2, cfg.lr_stage2)]
+        self.log_every, self.checkpoint_every = cfg.log_every, cfg.checkpoint_every
+        gen = torch.Generator().manual_seed(run.seed)
+        self.model = TwoStage.for_preset(run.preset, generator=gen, **(model_kwargs or {})).to(device)
+        self.model_kwargs = dict(self.model.config)
+        self.vgg = two_stage_vgg(weights=run.preset.vgg_weights).to(device)
+        self.vgg_note = self.vgg.description  # the source in words, recorded in logs, checkpoints and results
+        log(f"loss network: {self.vgg_note}")
+        if getattr(self.vgg, "is_fallback", False):
+            log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): L_rec, L_FR and L_2 "
+                "are NOT the paper's ImageNet VGG-19 losses; label every result of this run accordingly")
+        self.opt1 = torch.optim.RMSprop(self.model.stage1.parameters(), lr=cfg.lr_stage1)
+        self.opt2 = torch.optim.RMSprop(self.model.stage2.parameters(), lr=cfg.lr_stage2)
+        self.opt_d = torch.optim.RMSprop(self.model.discriminator.parameters(), lr=cfg.lr_discriminator)
+        if photos is None:
+            photos = _default_photos(run)
+        if hasattr(photos, "summary"):
+            log(photos.summary())
+        self.synth = ReflectionSynthesizer(photos, recipe="ts", size=cfg.crop, device=device, seed=run.seed + dist.rank)
+        log(f"data: synthetic TS triples from {len(self.synth)} photos at {cfg.crop} px; stage-2 edges from "
+            f"{'the ground truth (release)' if edges_mode == 'ground_truth' else 'the confidence map of F1 (paper)'}")
+        self.compat = {"model_kwargs": self.model_kwargs, "crop": cfg.crop, "batch_size": cfg.batch_size,
+                       "photos": len(self.synth), "vgg_weights": self.vgg_note, "stage2_edges": edges_mode,
+                       "overfit_batch": overfit_batch, **switches}
+        self.amp = device.type == "cuda" and cfg.amp_bf16
+        self.f1, self.f2, self.critic = self.model.stage1, self.model.stage2, self.model.discriminator
+        self.last_path = session.last_path
+
+    def restore(self, ck: dict[str, Any], mine: dict[str, Any]) -> None:
+        self.model.load_state_dict(ck["model"])
+        self.opt1.load_state_dict(ck["optimizer_stage1"])
+        self.opt2.load_state_dict(ck["optimizer_stage2"])
+        self.opt_d.load_state_dict(ck["optimizer_d"])
+        self.synth.load_state_dict(mine["synthesizer"])
+        start, was = int(ck["step"]), ck.get("stage1_steps")
+        if was is not None and was != self.n1 and start > min(self.n1, was):
+            raise CheckpointError(f"{self.last_path} switched to stage 2 after {was} stage-1 steps; this run asks "
+                                  f"for {self.n1}: pass resume=False")
+
+    def wrap(self, dist) -> None:
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            m = self.model
+            self.f1, self.f2, self.critic = (DDP(x, device_ids=ids) for x in (m.stage1, m.stage2, m.discriminator))
+
+    def set_phase(self, phase: Phase) -> None:
+        self.model.stage1.train(phase.name == "stage1")  # F1 frozen in eval mode during stage 2
+
+    def batch(self, phase: Phase) -> dict[str, torch.Tensor]:
+        return self.synth.batch(self.cfg.batch_size)
+
+    def step(self, phase: Phase, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return ts_step(self, phase.name, batch)
+
+    def before_save(self) -> None:
+        _sync_buffers(self.dist, self.model)
+
+    def states(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer_stage1": self.opt1.state_dict(),
+                "optimizer_stage2": self.opt2.state_dict(), "optimizer_d": self.opt_d.state_dict()}
+
+    def per_rank(self) -> dict[str, Any]:
+        return {"synthesizer": self.synth.state_dict()}
+
+    def meta(self) -> dict[str, Any]:
+        return {"model_kwargs": self.model_kwargs, "stage1_steps": self.n1, "stage2_steps": self.n2,
+                **self.switches, "stage2_edges": self.edges_mode}
+
+    def summary(self) -> str:
+        return f"TS: {self.n1} stage-1 + {self.n2} stage-2 steps"
+
+
+def ts_step(job: TSTraining, stage: str, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One TS update: stage 1, F1 on L_ini (Eq. 2-4); stage 2, one WGAN critic step (Eq. 8, then weight
+    clipping) and F2 on L_2 (Eq. 7) with F1 frozen."""
+    I, T, R = batch["I"], batch["T"], batch["R"]
+    autocast = lambda: torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp)  # noqa: E731
+    if stage == "stage1":
+        with autocast():
+            losses = initial_loss(job.vgg, job.f1(I), T, use_feature_reduction=job.use_feature_reduction)
+        job.opt1.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        job.opt1.step()
+        return as_floats(losses)
+    with torch.no_grad():  # hard masks, no gradient (Eq. 5-6, or the release's ground-truth edges)
+        if job.edges_mode == "ground_truth":
+            e_b, e_r = ground_truth_edge_sets(I, T, R)
+        else:
+            with autocast():
+                b_ini = job.model.stage1(I)
+            parts = job.model.split(I, b_ini.float())
+            e_b, e_r = parts["edges_background"], parts["edges_reflection"]
+    with autocast():
+        b_final = job.f2(torch.cat([I, e_b.to(I.dtype), e_r.to(I.dtype)], dim=1))
+    d_value = None
+    if job.use_adversarial:  # one critic step on the detached F2 output, then clipping
+        job.model.discriminator.requires_grad_(True)
+        job.opt_d.zero_grad(set_to_none=True)
+        with autocast():
+            d_loss = critic_loss(job.critic(T), job.critic(b_final.detach()))
+        d_loss.backward()
+        job.opt_d.step()
+        clip_critic_weights(job.model.discriminator, job.cfg.weight_clip)
+        d_value = float(d_loss.detach())
+        job.model.discriminator.requires_grad_(False)
+    with autocast():
+        d_fake = job.model.discriminator(b_final) if job.use_adversarial else None
+        losses = stage2_generator_loss(job.vgg, b_final, T, d_fake, use_adversarial=job.use_adversarial)
+    job.opt2.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    job.opt2.step()
+    vals = as_floats(losses)
+    if d_value is not None:
+        vals["critic"] = d_value
+    return vals
 
 
 def train_two_stage(
@@ -94,16 +233,11 @@ def train_two_stage(
     Under ``torchrun`` each process draws its own synthetic stream (seed + rank), the batch size is
     per process, F1, F2 and D are each wrapped in DistributedDataParallel and only rank 0 writes.
     """
-    from sirr.data.synthesis import ReflectionSynthesizer
-    from sirr.losses import clip_critic_weights, critic_loss, initial_loss, stage2_generator_loss, two_stage_vgg
-    from sirr.models.two_stage import TwoStage, ground_truth_edge_sets
-
     cfg = run.preset.ts
     n1 = cfg.stage1_steps if stage1_steps is None else int(stage1_steps)
     n2 = cfg.stage2_steps if stage2_steps is None else int(stage2_steps)
     if n1 < 0 or n2 < 0 or n1 + n2 < 1:
         raise ValueError(f"train_two_stage: need stage1_steps + stage2_steps >= 1, got {n1} + {n2}")
-    total = n1 + n2
     edges_mode = cfg.stage2_edges if stage2_edges is None else stage2_edges
     if edges_mode not in STAGE2_EDGES:
         raise ValueError(f"stage2_edges must be one of {STAGE2_EDGES}, got {edges_mode!r}")
@@ -114,137 +248,10 @@ def train_two_stage(
     if run_dir is None:
         run_dir = default_run_dir(run, "ts", variant_name(**non_default, **(model_kwargs or {})))
     session = Session(run, "ts", Path(run_dir), resume=resume, progress=progress)
-    log, dist, device = session.log, session.dist, session.device
     try:
-        gen = torch.Generator().manual_seed(run.seed)
-        model = TwoStage.for_preset(run.preset, generator=gen, **(model_kwargs or {})).to(device)
-        mk = dict(model.config)
-        vgg = two_stage_vgg(weights=run.preset.vgg_weights).to(device)
-        vgg_note = vgg.description  # the source in words, recorded in logs, checkpoints and results
-        log(f"loss network: {vgg_note}")
-        if getattr(vgg, "is_fallback", False):
-            log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): L_rec, L_FR and L_2 "
-                "are NOT the paper's ImageNet VGG-19 losses; label every result of this run accordingly")
-        opt1 = torch.optim.RMSprop(model.stage1.parameters(), lr=cfg.lr_stage1)
-        opt2 = torch.optim.RMSprop(model.stage2.parameters(), lr=cfg.lr_stage2)
-        opt_d = torch.optim.RMSprop(model.discriminator.parameters(), lr=cfg.lr_discriminator)
-        if photos is None:
-            photos = _default_photos(run)
-        if hasattr(photos, "summary"):
-            log(photos.summary())
-        synth = ReflectionSynthesizer(photos, recipe="ts", size=cfg.crop, device=device, seed=run.seed + dist.rank)
-        log(f"data: synthetic TS triples from {len(synth)} photos at {cfg.crop} px; stage-2 edges from "
-            f"{'the ground truth (release)' if edges_mode == 'ground_truth' else 'the confidence map of F1 (paper)'}")
-
-        compat = {"model_kwargs": mk, "crop": cfg.crop, "batch_size": cfg.batch_size, "photos": len(synth),
-                  "vgg_weights": vgg_note, "stage2_edges": edges_mode, "overfit_batch": overfit_batch, **switches}
-        ck = session.load_last(compat)
-        start = 0
-        last_losses: dict[str, float] = {}
-        if ck is not None:
-            model.load_state_dict(ck["model"])
-            opt1.load_state_dict(ck["optimizer_stage1"])
-            opt2.load_state_dict(ck["optimizer_stage2"])
-            opt_d.load_state_dict(ck["optimizer_d"])
-            mine = ck["per_rank"][dist.rank]
-            synth.load_state_dict(mine["synthesizer"])
-            restore_rng(mine["rng"], device)
-            start = int(ck["step"])
-            last_losses = dict(ck.get("losses", {}))
-            if start > total:
-                raise CheckpointError(
-                    f"{session.last_path} is at step {start}, past the {total} steps asked; pass resume=False "
-                    "or more steps"
-                )
-            if ck.get("stage1_steps") is not None and ck["stage1_steps"] != n1 and start > min(n1, ck["stage1_steps"]):
-                raise CheckpointError(
-                    f"{session.last_path} switched to stage 2 after {ck['stage1_steps']} stage-1 steps; "
-                    f"this run asks for {n1}: pass resume=False"
-                )
-        session.open_metrics(start if ck is not None else None)
-        amp = device.type == "cuda" and cfg.amp_bf16
-        if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [device.index] if device.type == "cuda" else None
-            f1, f2, critic = (DDP(m, device_ids=ids) for m in (model.stage1, model.stage2, model.discriminator))
-        else:
-            f1, f2, critic = model.stage1, model.stage2, model.discriminator
-
-        fixed = synth.batch(cfg.batch_size) if overfit_batch else None
-        bar = progress_bar(total, start, session.progress, desc=f"TS {run.preset.name}")
-        model.train()
-        try:
-            for step in range(start, total):
-                b = fixed if fixed is not None else synth.batch(cfg.batch_size)
-                I, T, R = b["I"], b["T"], b["R"]
-                vals: dict[str, Any]
-                if step < n1:
-                    phase, lr = "stage1", cfg.lr_stage1
-                    model.stage1.train()
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                        b_ini = f1(I)
-                        losses = initial_loss(vgg, b_ini, T, use_feature_reduction=use_feature_reduction)
-                    opt1.zero_grad(set_to_none=True)
-                    losses["total"].backward()
-                    opt1.step()
-                    vals = as_floats(losses)
-                else:
-                    phase, lr = "stage2", cfg.lr_stage2
-                    model.stage1.eval()
-                    with torch.no_grad():  # hard masks, no gradient (Eq. 5-6 or the release's ground-truth edges)
-                        if edges_mode == "ground_truth":
-                            e_b, e_r = ground_truth_edge_sets(I, T, R)
-                        else:
-                            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                                b_ini = model.stage1(I)
-                            parts = model.split(I, b_ini.float())
-                            e_b, e_r = parts["edges_background"], parts["edges_reflection"]
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                        b_final = f2(torch.cat([I, e_b.to(I.dtype), e_r.to(I.dtype)], dim=1))
-                    d_value = None
-                    if use_adversarial:  # one critic step (Eq. 8) on the detached F2 output, then clipping
-                        model.discriminator.requires_grad_(True)
-                        opt_d.zero_grad(set_to_none=True)
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                            d_loss = critic_loss(critic(T), critic(b_final.detach()))
-                        d_loss.backward()
-                        opt_d.step()
-                        clip_critic_weights(model.discriminator, cfg.weight_clip)
-                        d_value = float(d_loss.detach())
-                        model.discriminator.requires_grad_(False)
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                        d_fake = model.discriminator(b_final) if use_adversarial else None
-                        losses = stage2_generator_loss(vgg, b_final, T, d_fake, use_adversarial=use_adversarial)
-                    opt2.zero_grad(set_to_none=True)
-                    losses["total"].backward()
-                    opt2.step()
-                    vals = as_floats(losses)
-                    if d_value is not None:
-                        vals["critic"] = d_value
-                done = step + 1
-                bar.update(1)
-                # log every log_every steps, and the last step of each stage (the curves' end points)
-                if done % cfg.log_every == 0 or done == total or done == n1:
-                    last_losses = vals
-                    session.metrics.write({"step": done, "phase": phase, "lr": lr, **vals,
-                                           "seconds": round(session.elapsed(), 3), "vgg_weights": vgg_note})
-                    bar.set_postfix(stage=phase[-1], loss=f"{vals['total']:.4f}")
-                if done % cfg.checkpoint_every == 0 or done == total or done == n1:
-                    _sync_buffers(dist, model)
-                    meta = {"model_kwargs": mk, "vgg_weights": vgg_note, "losses": last_losses, "total_steps": total,
-                            "stage1_steps": n1, "stage2_steps": n2, "notes": log.notes, **switches,
-                            "stage2_edges": edges_mode}
-                    states = {"model": model.state_dict(), "optimizer_stage1": opt1.state_dict(),
-                              "optimizer_stage2": opt2.state_dict(), "optimizer_d": opt_d.state_dict()}
-                    session.save(done, "done" if done == total else phase, states,
-                                 {"synthesizer": synth.state_dict()}, meta, compat,
-                                 final_model={"model": model.state_dict()} if done == total else None)
-        finally:
-            bar.close()
-        _sync_buffers(dist, model)
-        return session.result(model, f"TS: {n1} stage-1 + {n2} stage-2 steps", steps=total, start=start,
-                              resumed=ck is not None, losses=last_losses)
+        job = TSTraining(run, session, n1=n1, n2=n2, edges_mode=edges_mode, switches=switches, photos=photos,
+                         model_kwargs=model_kwargs, overfit_batch=overfit_batch)
+        return fit(session, job, overfit_batch=overfit_batch)
     finally:
         session.close()
 
