@@ -135,6 +135,7 @@ def tiny_run(tmp_path):
 
 @pytest.fixture
 def counting_trainer(monkeypatch, tmp_path):
+    import sirr.methods
     import sirr.train
 
     calls = []
@@ -145,7 +146,7 @@ def counting_trainer(monkeypatch, tmp_path):
                                steps=kw.get("steps") or 0, losses={})
 
     monkeypatch.setattr(sirr.train, "train_location_aware", fake_train)
-    monkeypatch.setattr(sirr.train, "default_run_dir",
+    monkeypatch.setattr(sirr.methods, "default_run_dir",
                         lambda run, method, variant="full": tmp_path / "runs" / method / variant / f"seed{run.seed}")
     return calls
 

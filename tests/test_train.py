@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from sirr.config import resolve
@@ -221,11 +222,17 @@ def test_read_metrics_skips_a_torn_last_line_and_names_a_missing_file(tmp_path):
         read_metrics(tmp_path / "nowhere")
 
 
-def test_default_run_dir_and_variant_names():
-    run = resolve("smoke", seed=3)
+def test_default_run_dir_and_variant_names(tmp_path):
+    run = resolve("smoke", seed=3, data_root="none")
     d = default_run_dir(run, "la")
-    assert d.parts[-5:] == ("runs", "smoke", "la", "full", "seed3")
-    assert default_run_dir(run, "ts", "no_adv").parts[-3:] == ("ts", "no_adv", "seed3")
+    assert d.parts[-6:] == ("runs", "smoke", "la", "full", "nodata", "seed3")
+    assert default_run_dir(run, "ts", "no_adv").parts[-4:] == ("ts", "no_adv", "nodata", "seed3")
+    # runs trained on other photos never share a folder: the data part names the training pool
+    (tmp_path / "sun_hays80").mkdir()
+    for k in range(2):
+        Image.fromarray(np.full((40, 50, 3), 40 * k, np.uint8)).save(tmp_path / "sun_hays80" / f"p{k}.jpg")
+    other = default_run_dir(resolve("smoke", seed=3, data_root=tmp_path), "la")
+    assert other.parts[-2] not in ("nodata", "full") and len(other.parts[-2]) == 8 and other != d
     assert variant_name() == "full"
     assert variant_name(use_lstm=False) == "use_lstm-False"
     with pytest.raises(ValueError, match="method must be"):
@@ -294,7 +301,7 @@ def test_train_cli_prints_where_checkpoints_and_metrics_went(tmp_path, capsys):
     assert f"checkpoint: {tmp_path / 'cli' / 'final.pt'}" in out
     assert f"metrics:    {tmp_path / 'cli' / 'metrics.jsonl'}" in out
     assert result.steps == 1
-    with pytest.raises(ValueError, match="method must be"):
+    with pytest.raises(ValueError, match="unknown method .xx.; choose one of la, ts"):
         train_cli("xx")
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -35,6 +34,8 @@ import torch
 
 from sirr import paper_numbers
 from sirr.config import RunConfig
+from sirr.methods import get_method
+from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
 
 __all__ = [
     "ExperimentError",
@@ -78,68 +79,6 @@ __all__ = [
 class ExperimentError(ValueError):
     """An unknown variant, table or dataset name (the message lists the valid ones)."""
 
-
-@dataclass(frozen=True)
-class Variant:
-    """One row of a paper table: its key, the paper's row label and what it changes."""
-
-    name: str
-    label: str  # the row as printed in the paper
-    model_kwargs: dict[str, Any] = field(default_factory=dict)  # LocationAware flags
-    loss_kwargs: dict[str, Any] = field(default_factory=dict)  # LocationAwareLoss switches
-    train_kwargs: dict[str, Any] = field(default_factory=dict)  # train_two_stage switches (TS)
-
-
-def _v(name, label, **kw) -> tuple[str, Variant]:
-    return name, Variant(name, label, **kw)
-
-
-# RKI as the paper runs it (LA Sec. 5.2): "replacing LKI with random kernel initialization ... and
-# cancel the gradient clipping".
-_RKI = {"kernel_init": "random", "laplacian_grad_clip": None}
-
-#: LA Table 2 (network structure ablation) in the paper's row order; "ours" = the release defaults.
-LA_TABLE2_VARIANTS: dict[str, Variant] = dict([
-    _v("wo_rdm_tsm", "w/o RDM & TSM", model_kwargs={"use_rdm_tsm": False}),
-    _v("wo_tsm", "w/o TSM", model_kwargs={"use_tsm": False}),
-    _v("wo_lstm", "w/o LSTM", model_kwargs={"use_lstm": False}),
-    _v("c_from_image_features", "Ĉ from I_ft", model_kwargs={"rcmap_from": "image_features"}),
-    _v("mlsm_to_slsm", "MLSM → SLSM", model_kwargs={"multiscale": False}),
-    _v("fix_mlsm", "Fix MLSM", model_kwargs={"learn_laplacian": False}),
-    _v("laplacian_to_edge", "Laplacian → Edge", model_kwargs={"gradient_filter": "edge"}),
-    _v("lki_to_rki", "LKI → RKI", model_kwargs=dict(_RKI)),
-    _v("wo_gradient_clipping", "w/o GC in MLSM", model_kwargs={"laplacian_grad_clip": None}),
-    _v("ours", "Ours"),
-])
-
-#: LA Table 3 (loss ablation) in the paper's row order; L_C → L_C^B is ``rcmap_loss="bce"`` (LA Eq. 16).
-LA_TABLE3_VARIANTS: dict[str, Variant] = dict([
-    _v("wo_pixel", "w/o L_pixel", loss_kwargs={"use_pixel": False}),
-    _v("wo_ssim", "w/o L_SSIM", loss_kwargs={"use_ssim": False}),
-    _v("wo_perceptual", "w/o L_P", loss_kwargs={"use_perceptual": False}),
-    _v("wo_composition", "w/o L_comp", loss_kwargs={"use_composition": False}),
-    _v("wo_adversarial", "w/o L_adv", loss_kwargs={"use_adversarial": False}),
-    _v("lc_to_lcb", "L_C → L_C^B", loss_kwargs={"rcmap_loss": "bce"}),
-    _v("lcb_and_rki", "L_C^B & RKI", model_kwargs=dict(_RKI), loss_kwargs={"rcmap_loss": "bce"}),
-    _v("ours", "Ours"),
-])
-
-#: Every LA variant by name (the "ours" row is one run shared by Tables 2 and 3).
-LA_VARIANTS: dict[str, Variant] = {**LA_TABLE2_VARIANTS, **LA_TABLE3_VARIANTS}
-
-#: TS: Table I's two rows of the method and the L_FR ablation of Fig. 1(d)/(e).
-TS_VARIANTS: dict[str, Variant] = dict([
-    _v("wo_adversarial", "Proposed w/o the adversarial term", train_kwargs={"use_adversarial": False}),
-    _v("wo_feature_reduction", "Proposed w/o L_FR (Fig. 1e)", train_kwargs={"use_feature_reduction": False}),
-    _v("proposed", "Proposed"),
-])
-
-#: Table key -> (method, variants, paper rows).
-TABLES: dict[str, tuple[str, dict[str, Variant], dict]] = {
-    "la2": ("la", LA_TABLE2_VARIANTS, paper_numbers.LA_TABLE2),
-    "la3": ("la", LA_TABLE3_VARIANTS, paper_numbers.LA_TABLE3),
-    "ts": ("ts", TS_VARIANTS, {k: {"sir2_psnr": v} for k, v in paper_numbers.TS_TABLE1.items()}),
-}
 
 #: Test sets with ground truth scored when present under the data root, in table order.
 EVAL_DATASETS = ("sir2_postcard", "sir2_solidobject", "sir2_wild", "real20", "nature", "la_release",
@@ -404,13 +343,9 @@ def experiment_name(run: RunConfig, name: str) -> str:
 
 
 def _run_dir(run: RunConfig, method: str, variant: str):
-    """``runs/<preset>/<method>/<variant>/seed<seed>``; table rows trained without a data root get
-    ``<variant>-nodata`` (their training photos differ). ``full`` is always the training chapter's folder."""
-    from sirr import train
-
-    if run.data_root is None and variant != "full":
-        variant = f"{variant}-nodata"
-    return train.default_run_dir(run, method, variant)
+    """The run folder of ``method``'s ``variant`` (:meth:`sirr.methods.Method.run_dir`: one scheme, which names
+    the training data, so rows trained without a data root never share a folder with rows trained with one)."""
+    return get_method(method).run_dir(run, variant)
 
 
 def _la_variant(variant: str) -> Variant:
@@ -865,28 +800,11 @@ def main_table_sentence(la_df, run: RunConfig) -> str:
 
 
 def trained_model(run: RunConfig, method: str = "la", variant: str = "full", seed: int | None = None):
-    """The trained network of one run (eval mode): its ``final.pt`` under ``runs/`` if present, else trained now."""
-    from sirr import train
-
-    run_s = with_seed(run, seed)
-    if method == "la":
-        v = _la_variant(variant)
-        rdir = _run_dir(run_s, "la", variant)
-        if (rdir / "final.pt").is_file():
-            return train.load_location_aware(rdir / "final.pt", device=run_s.device).eval()
-        steps = None if variant == "full" else run.preset.ablation.la_steps
-        extra = {} if variant == "full" else {"fine_tune_steps": 0}
-        return train.train_location_aware(run_s, rdir, model_kwargs=dict(v.model_kwargs), loss_kwargs=dict(v.loss_kwargs),
-                                          steps=steps, progress=False, **extra).model.eval()
-    if method == "ts":
-        v = _ts_variant(variant)
-        rdir = _run_dir(run_s, "ts", variant)
-        if (rdir / "final.pt").is_file():
-            return train.load_two_stage(rdir / "final.pt", device=run_s.device).eval()
-        kw = {} if variant == "full" else {"stage1_steps": run.preset.ablation.ts_stage1_steps,
-                                             "stage2_steps": run.preset.ablation.ts_stage2_steps}
-        return train.train_two_stage(run_s, rdir, progress=False, **v.train_kwargs, **kw).model.eval()
-    raise ExperimentError(f"unknown method {method!r}; valid: la, ts")
+    """The trained network of one run (eval mode): its ``final.pt`` under ``runs/`` if present, else trained now
+    (:meth:`sirr.methods.Method.trained`)."""
+    m = get_method(method)
+    (_la_variant if m.name == "la" else _ts_variant)(variant)  # one ExperimentError for an unknown row
+    return m.trained(with_seed(run, seed), variant)
 
 
 def _output_of(model) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -96,7 +96,8 @@ def _runs_dir() -> Path:
 
 
 def find_checkpoint(method: str, preset: str | None = None, runs_dir: str | Path | None = None) -> Path | None:
-    """The newest trained checkpoint of ``method`` under ``runs/<preset>/<method>/full/seed*/``.
+    """The newest trained checkpoint of ``method`` under ``runs/<preset>/<method>/full/<data>/seed*/``
+    (:meth:`sirr.methods.Method.run_dir`; folders of the older ``full/seed*/`` scheme are found too).
 
     ``preset=None`` looks at ``paper``, then ``demo``, then ``smoke`` and takes the first preset that
     has one. A finished run's ``final.pt`` is preferred; ``last.pt`` (an interrupted run) or other
@@ -110,8 +111,8 @@ def find_checkpoint(method: str, preset: str | None = None, runs_dir: str | Path
         base = root / p / method / "full"
         if not base.is_dir():
             continue
-        files = [f for ext in ("*.pt", "*.pth") for f in base.glob(f"seed*/**/{ext}")
-                 if f.is_file() and not f.name.startswith(".")]
+        files = [f for ext in ("*.pt", "*.pth") for pat in (f"seed*/**/{ext}", f"*/seed*/**/{ext}")
+                 for f in base.glob(pat) if f.is_file() and not f.name.startswith(".")]
         files = [f for f in files if f.name == "final.pt"] or files
         if files:
             return max(files, key=lambda f: (f.stat().st_mtime, f.name))
@@ -211,12 +212,11 @@ class Remover:
 
 
 def _as_remover(method: str, model: torch.nn.Module, device: str, checkpoint: Path | None, source: str) -> Remover:
+    from sirr.methods import get_method
+
     model = model.to(device).eval()
-    if method == "la":
-        fn = lambda x: model(x).transmission  # noqa: E731  LA: T̂_N, the last iteration
-    else:
-        fn = lambda x: model(x).b_final  # noqa: E731  TS: B_final of stage 2
-    return Remover(method, fn, device, checkpoint, source, model)
+    m = get_method(method)
+    return Remover(method, lambda x: m.predict(model, x), device, checkpoint, source, model)
 
 
 def load_method(method: str = "la", checkpoint: str | Path | None = None, device: str = "cpu", *,
@@ -258,11 +258,9 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
                            "LA authors' release")
     if kind != method:
         raise CheckpointError(f"{path} is a {kind.upper()} checkpoint, not {method.upper()}; use --method {kind}")
-    if method == "la":
-        from sirr.train import load_location_aware as load
-    else:
-        from sirr.train import load_two_stage as load
-    return _as_remover(method, load(path, device="cpu"), device, path, "sirr checkpoint")
+    from sirr.methods import get_method
+
+    return _as_remover(method, get_method(method).load(path, device="cpu"), device, path, "sirr checkpoint")
 
 
 # ------------------------------------------------------------------------------------------------

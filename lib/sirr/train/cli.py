@@ -27,23 +27,16 @@ def train_cli(method: str, preset: str = "smoke", seed: int = 0, device: str | N
     its ``last.pt`` (or returns at once when that run is finished).
     """
     from sirr.config import resolve
+    from sirr.methods import get_method
     from sirr.provenance import header
 
-    if method not in ("la", "ts"):
-        raise ValueError(f"method must be 'la' or 'ts', got {method!r}")
+    m = get_method(method)
     run = resolve(preset, seed=seed, device=device, data_root=data_root, results_dir=results_dir,
                   **(overrides or {}))
     main = int(os.environ.get("RANK", "0")) == 0
     if main:
         print(header(run), flush=True)
-    if method == "la":
-        from sirr.train.location_aware import train_location_aware
-
-        result = train_location_aware(run, run_dir=Path(run_dir) if run_dir else None, resume=resume)
-    else:
-        from sirr.train.two_stage import train_two_stage
-
-        result = train_two_stage(run, run_dir=Path(run_dir) if run_dir else None, resume=resume)
+    result = m.train(run, run_dir=Path(run_dir) if run_dir else None, resume=resume, progress=True)
     if main:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if k != "seconds")
         print(f"trained {method.upper()} for {result.steps} steps in {result.seconds:.1f} s"

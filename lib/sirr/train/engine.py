@@ -60,6 +60,7 @@ __all__ = [
     "capture_rng",
     "configure_determinism",
     "default_run_dir",
+    "data_fingerprint",
     "load_checkpoint",
     "read_metrics",
     "restore_rng",
@@ -344,13 +345,30 @@ def variant_name(**options: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(parts))[:120]
 
 
+_FINGERPRINTS: dict[str, str] = {}
+
+
+def data_fingerprint(run: Any) -> str:
+    """``"nodata"`` without a data root, else 8 hex digits naming the training pool's photos
+    (:attr:`sirr.data.pool.PhotoPool.fingerprint`), so runs trained on other photos never share a folder."""
+    if run.data_root is None:
+        return "nodata"
+    key = str(run.data_root)
+    if key not in _FINGERPRINTS:
+        from sirr.data.pool import build_pool  # the pool's content check is cached on disk; listing is cheap
+
+        _FINGERPRINTS[key] = build_pool(run.data_root, verbose=False).fingerprint[:8]
+    return _FINGERPRINTS[key]
+
+
 def default_run_dir(run: Any, method: str, variant: str = "full") -> Path:
-    """``<repo>/runs/<preset>/<method>/<variant>/seed<seed>`` (``runs/`` is git-ignored)."""
+    """``<repo>/runs/<preset>/<method>/<variant>/<data fingerprint>/seed<seed>``: the one run-folder scheme
+    (``runs/`` is git-ignored)."""
     from sirr.config import REPO_ROOT
 
     if method not in ("la", "ts"):
         raise ValueError(f"method must be 'la' or 'ts', got {method!r}")
-    return REPO_ROOT / "runs" / run.preset.name / method / variant / f"seed{run.seed}"
+    return REPO_ROOT / "runs" / run.preset.name / method / variant / data_fingerprint(run) / f"seed{run.seed}"
 
 
 class RunLog:

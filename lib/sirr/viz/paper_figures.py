@@ -372,53 +372,27 @@ class TrainedModel:
         return f"{self.method}/{self.variant}: {where}{step}" + (" (trained in this chapter)" if self.trained_now else "")
 
 
-def _variant_kwargs(method: str, variant: str) -> dict[str, dict]:
-    """The model/loss/train switches of a paper-table row (from :mod:`sirr.experiments`)."""
-    if variant == "full":
-        return {}
-    from sirr import experiments
-
-    table = experiments.LA_VARIANTS if method == "la" else experiments.TS_VARIANTS
-    if variant not in table:
-        raise ValueError(f"unknown {method} variant {variant!r}; valid: full, {', '.join(table)}")
-    v = table[variant]
-    if method == "la":
-        return {"model_kwargs": dict(v.model_kwargs), "loss_kwargs": dict(v.loss_kwargs)}
-    return dict(v.train_kwargs)
-
-
 def trained(run, method: str = "la", variant: str = "full", *, train_missing: bool = True,
             progress: bool = False) -> TrainedModel | None:
-    """The network trained at ``run``'s preset and seed, from ``sirr.train.default_run_dir(run, method, variant)``.
+    """The network trained at ``run``'s preset and seed, from :meth:`sirr.methods.Method.run_dir`.
 
     ``variant="full"`` is the model of chapters 04 (LA) / 05 (TS); other variants are the rows of
-    chapter 07 (:data:`sirr.experiments.LA_VARIANTS` / ``TS_VARIANTS``). When the run folder has no
-    ``final.pt`` (or ``run.retrain``) and ``train_missing`` is true, the run is trained now with
-    :mod:`sirr.train` (full schedule for ``full``, ``run.preset.ablation`` steps for the table rows);
-    with ``train_missing=False`` it returns None instead.
+    chapter 07 (:data:`sirr.registry.LA_VARIANTS` / ``TS_VARIANTS``). When the run folder has no
+    ``final.pt`` (or ``run.retrain``) and ``train_missing`` is true, the run is trained now
+    (:meth:`sirr.methods.Method.train`: full schedule for ``full``, ``run.preset.ablation`` steps for the
+    table rows); with ``train_missing=False`` it returns None instead.
     """
-    from sirr import train
+    from sirr.methods import get_method
 
-    rdir = train.default_run_dir(run, method, variant)
-    ckpt = rdir / "final.pt"
+    m = get_method(method)
+    ckpt = m.checkpoint(run, variant)
     trained_now = False
     if run.retrain or not ckpt.is_file():
         if not train_missing:
             return None
-        kw = _variant_kwargs(method, variant)
-        ab = run.preset.ablation
-        if method == "la":
-            if variant != "full":
-                kw.update(steps=ab.la_steps, fine_tune_steps=0)
-            res = train.train_location_aware(run, rdir, resume=not run.retrain, progress=progress, **kw)
-        else:
-            if variant != "full":
-                kw.update(stage1_steps=ab.ts_stage1_steps, stage2_steps=ab.ts_stage2_steps)
-            res = train.train_two_stage(run, rdir, resume=not run.retrain, progress=progress, **kw)
-        ckpt = Path(res.checkpoint)
+        ckpt = Path(m.train(run, variant, resume=not run.retrain, progress=progress).checkpoint)
         trained_now = True
-    load = train.load_location_aware if method == "la" else train.load_two_stage
-    model = load(ckpt, device=run.device).eval()
+    model = m.load(ckpt, device=run.device).eval()
     meta = getattr(model, "checkpoint_meta", None) or {}
     step = meta.get("step")
     return TrainedModel(method, variant, model, ckpt, int(step) if step is not None else None, trained_now)
