@@ -30,6 +30,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from sirr.train.engine import CheckpointError  # one error class for an unusable checkpoint, shared with training
+
 __all__ = [
     "DEFAULT_TILE",
     "MAX_PIXELS",
@@ -61,14 +63,6 @@ DEFAULT_TILE = 512
 MAX_PIXELS = 1024 * 1024
 METHODS = ("la", "ts")
 PRESET_ORDER = ("paper", "demo", "smoke")  # most-trained first
-
-
-try:  # one error class for "this checkpoint cannot be used here", shared with the training engine
-    from sirr.train.engine import CheckpointError
-except ImportError:  # pragma: no cover - the training package is part of sirr
-
-    class CheckpointError(ValueError):  # type: ignore[no-redef]
-        """A checkpoint that cannot be used here: pickled code, another model's, unreadable."""
 
 
 class NoCheckpointError(FileNotFoundError):
