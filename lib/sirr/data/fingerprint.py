@@ -3,20 +3,23 @@
 A training pool must never hold a photo that a test set was made from (see :mod:`sirr.data.pool`).
 File names catch most of them (CEILNet names its triples by VOC id); content catches the rest:
 a renamed copy, a re-encode, a resize, or a crop such as CEILNet's 224x224 transmissions, which are
-exact crops of their VOC photos.
+exact crops of their VOC photos at scale 1.
 
-The fingerprint of an image is a small grey thumbnail at a fixed pixel scale (1/8 of the image,
-decoded with JPEG's DCT scaling where possible) plus a 16x16 thumbnail of the whole frame. Two
-tests decide a match, both by normalised cross-correlation (NCC):
+The fingerprint of an image is a grey thumbnail at 1/8 of its size (decoded with JPEG's DCT scaling
+where possible) plus a 16x16 thumbnail of the whole frame. A pair (test image, pool photo) is decided
+in three stages, all by normalised cross-correlation (NCC):
 
-* **whole image** (resize, re-encode, aspect change): NCC of the 16x16 thumbnails >= ``0.97``;
-* **crop** (the test image lies inside the pool photo at a scale of 1/2 to 2): the test image's
-  1/8 thumbnail, rescaled by each of :data:`CROP_SCALES`, slid over the pool photo's 1/8 thumbnail;
-  a peak NCC >= ``0.95`` over a textured template is a match.
+1. **rank** (:func:`match_scores`): the larger of the whole-frame NCC and the peak NCC of the test
+   thumbnail's central ``TEMPLATE`` window slid over the pool thumbnail; the best
+   :data:`CANDIDATES_PER_TEST` pool photos scoring >= :data:`CANDIDATE_THRESHOLD` go on;
+2. **refine**: the whole test thumbnail slid over the pool thumbnail (:func:`verify` on thumbnails)
+   must reach :data:`REFINE_THRESHOLD`;
+3. **verify**: :func:`verify` on full-resolution grey images must reach :data:`VERIFY_THRESHOLD`.
 
-Thresholds were set on ``../shared/data``: the 50 true VOC -> CEILNet pairs score >= 0.99 on the
-crop test, while the best non-matching pair of 630 pool photos x 502 test ground truths scores
-below them (chapter 02 prints both numbers).
+Full resolution is needed for the decision: on ``../shared/data`` the CEILNet crops score 0.9992-0.9998
+there, while at 1/2 or 1/8 scale a half-pixel offset drops textured crops to about 0.84 and unrelated
+photos reach 0.987 at the ranking stage. Crops of resized photos are caught only through the whole-frame
+test (a resize of the whole image); a crop that was also rescaled is not looked for.
 """
 
 from __future__ import annotations
@@ -29,27 +32,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Fingerprint", "fingerprint", "fingerprint_array", "match_scores", "WHOLE_THRESHOLD",
-           "CROP_THRESHOLD", "CROP_SCALES"]
+__all__ = ["Fingerprint", "fingerprint", "fingerprint_array", "grey_at", "match_scores", "verify",
+           "CANDIDATE_THRESHOLD", "REFINE_THRESHOLD", "VERIFY_THRESHOLD", "CROP_SCALES"]
 
 #: Pixel scale of the crop thumbnail (1/8: JPEG decodes it directly from the DCT).
 SCALE = 8
 #: Side of the whole-frame thumbnail.
 WHOLE_SIDE = 16
-WHOLE_THRESHOLD = 0.97
-CROP_THRESHOLD = 0.95
-#: Coarse score above which a pair is verified at full resolution, and the verified NCC that makes a match.
+#: Ranking score a candidate needs (stage 1).
 CANDIDATE_THRESHOLD = 0.8
 VERIFY_SCALE = 1  # half resolution is not enough: a half-pixel offset drops textured crops to NCC 0.84
 #: Second coarse stage: the whole 1/8 thumbnail (not just its centre window) slid over the pool thumbnail.
 REFINE_THRESHOLD = 0.7
+#: Full-resolution NCC that makes a match (stage 3).
 VERIFY_THRESHOLD = 0.98
 #: Candidates verified per test image (its best coarse scores).
 CANDIDATES_PER_TEST = 3
 #: Relative sizes at which a test image is looked for inside a pool photo.
 CROP_SCALES = (1.0,)
 TEMPLATE = 24  # side of the crop-test window in thumbnail pixels (192 px of image)
-_MIN_STD = 0.02  # flat templates match anything: they are judged by the whole-image test only
+_MIN_STD = 0.02  # flat windows match anything: they are judged by the whole-frame test only
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return v / n if n > 1e-6 else v * 0
 
 
-def fingerprint_array(grey: np.ndarray, scale: int = SCALE) -> Fingerprint:
+def fingerprint_array(grey: np.ndarray) -> Fingerprint:
     """Fingerprint of a grey float image in [0, 1] already at 1/``scale`` of its original size."""
     from PIL import Image
 

@@ -164,6 +164,12 @@ class PhotoPool(Sequence):
         return f"PhotoPool({len(self)} photos, fingerprint {self.fingerprint})"
 
 
+def _sample_pool() -> PhotoPool:
+    """The no-data pool: the photos that ship inside installed packages, held in memory."""
+    photos = sample_photos()
+    return PhotoPool([PoolPhoto(n, Path(n), "sample") for n, _ in photos], [], None, [a for _, a in photos])
+
+
 def _list_source(root: Path, source: str) -> list[PoolPhoto]:
     folders, pattern = POOL_SOURCES[source]
     for rel in folders:
@@ -225,8 +231,7 @@ def build_pool(data_root=None, *, check_content: bool = True, verbose: bool = Tr
     """
     root = find_data_root(data_root)
     if root is None:
-        photos = sample_photos()
-        pool = PhotoPool([PoolPhoto(n, Path(n), "sample") for n, _ in photos], [], None, [a for _, a in photos])
+        pool = _sample_pool()
         _say(verbose, pool.summary())
         return pool
     listed = {s: _list_source(root, s) for s in POOL_SOURCES}
@@ -239,8 +244,7 @@ def build_pool(data_root=None, *, check_content: bool = True, verbose: bool = Tr
             listed.setdefault("bsds500", []).append(p)
     candidates = [p for s in ("voc", "bsds500", "sun_hays80") for p in listed.get(s, [])]
     if not candidates:
-        photos = sample_photos()
-        pool = PhotoPool([PoolPhoto(n, Path(n), "sample") for n, _ in photos], [], None, [a for _, a in photos])
+        pool = _sample_pool()
         _say(verbose, f"no VOC, BSDS500 or Sun-Hays photos under {root}: " + pool.summary())
         return pool
     tests: list[tuple[str, Path]] = []
