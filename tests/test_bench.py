@@ -1,4 +1,4 @@
-"""``sirr.bench``: a tiny bench run writes a complete report; the fast paths agree with fp32 eager."""
+"""``sirr.book.bench``: a tiny bench run writes a complete report; the fast paths agree with fp32 eager."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sirr import bench
+from sirr.book import bench
 from sirr.models.location_aware import LocationAware
 
 

@@ -16,14 +16,13 @@ pytest.importorskip("papermill")
 
 from sirr.book import (  # noqa: E402
     NotebookExecutionError,
-    _filter_toc,
-    _toc_files,
     hide_plumbing,
     run_book,
     run_notebook,
     select_notebooks,
     stage_book,
 )
+from sirr.book.build import _filter_toc, _toc_files  # noqa: E402
 
 PARAMS = ('preset = "smoke"  # smoke (CPU, CI) | demo (one GPU) | paper (the papers\' schedules)\n'
           "seed = 0\ndevice = None\ndata_root = None\nresults_dir = None\nretrain = False")

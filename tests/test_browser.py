@@ -26,7 +26,8 @@ pytestmark = pytest.mark.book
 nbformat = pytest.importorskip("nbformat")
 yaml = pytest.importorskip("yaml")
 
-from sirr.book import BookBuildError, NotebookExecutionError, _toc_files, list_notebooks, run_book  # noqa: E402
+from sirr.book import BookBuildError, NotebookExecutionError, list_notebooks, run_book  # noqa: E402
+from sirr.book.build import _toc_files  # noqa: E402
 from sirr.config import REPO_ROOT  # noqa: E402
 
 CHROMIUM = os.environ.get("SIRR_CHROMIUM", "/usr/bin/chromium")

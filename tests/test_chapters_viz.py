@@ -1,4 +1,4 @@
-"""Chapter 01/02 helpers of ``sirr.viz.chapters``: what they compute (known values) and that every figure draws (Agg)."""
+"""Chapter 01/02 helpers of ``sirr.book.chapters``: what they compute (known values) and that every figure draws (Agg)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sirr.data.synthesis import LA_SKIP_RULES, synthesize_la  # noqa: E402
-from sirr.viz import chapters  # noqa: E402
+from sirr.book import chapters  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import torch
 
 from sirr import experiments as ex
 from sirr import paper_numbers
+from sirr.book import prose
 from sirr.config import resolve
 
 
@@ -105,11 +106,11 @@ def test_ordering_agreement_skips_rows_without_paper_numbers():
 def test_ordering_sentence_says_agrees_or_not():
     df = _df([1.0, 2.0, 3.0], [10.0, 20.0, 30.0])
     df.attrs.update(dataset="ceilnet_synthetic", preset="smoke", seeds=[0, 1, 2], paper_column="sir2_psnr")
-    s = ex.ordering_sentence(df)
+    s = prose.ordering_sentence(df)
     assert "agrees with" in s and "not" not in s and "3 of 3 row pairs" in s and "also our best" in s
-    s2 = ex.ordering_sentence(_df([3.0, 2.0, 1.0], [10.0, 20.0, 30.0]))
+    s2 = prose.ordering_sentence(_df([3.0, 2.0, 1.0], [10.0, 20.0, 30.0]))
     assert "does not agree" in s2 and "Row 2" in s2
-    s3 = ex.ordering_sentence(_df([1.0], [10.0]))
+    s3 = prose.ordering_sentence(_df([1.0], [10.0]))
     assert "no ordering to compare" in s3
 
 
@@ -237,5 +238,5 @@ def test_stored_result_missing_a_test_set_is_completed(tiny_run, counting_traine
 def test_ordering_agreement_counts_ties_separately():
     ag = ex.ordering_agreement(_df([5.0, 5.0, 6.0], [10.0, 20.0, 30.0]))
     assert ag["ties"] == 1 and ag["pairs"] == 2 and ag["pairs_agree"] == 2
-    s = ex.ordering_sentence(_df([5.0, 5.0], [10.0, 20.0]))
+    s = prose.ordering_sentence(_df([5.0, 5.0], [10.0, 20.0]))
     assert "no ordering to compare" in s and "1 tied" in s

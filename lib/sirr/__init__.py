@@ -3,15 +3,17 @@
 - LA: Dong et al., *Location-aware Single Image Reflection Removal*, ICCV 2021.
 - TS: Li & Lun, *Single-Image Reflection Removal via a Two-Stage Background Recovery Process*, IEEE SPL 2019.
 
-Sub-modules: ``sirr.data`` (data root, datasets, synthesis), ``sirr.models``, ``sirr.losses``,
-``sirr.metrics``, ``sirr.train``, ``sirr.viz``, ``sirr.book`` and the CLI ``python -m sirr``.
+The library: ``sirr.data`` (data root, datasets, synthesis), ``sirr.models``, ``sirr.losses``,
+``sirr.metrics``, ``sirr.train`` and ``sirr.experiments`` (the papers' tables as cached runs), with
+``sirr.viz`` for figures. The book's own tooling (building it, the benchmark, chapter helpers and
+prose) is ``sirr.book``; the command line is ``python -m sirr`` (``sirr.cli`` for ``train``).
 """
 
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "bench", "book", "config", "data", "experiments", "gradients", "losses", "metrics", "models",
-    "paper_numbers", "provenance", "remove", "results", "train", "viz",
+    "atomic", "book", "cli", "config", "data", "experiments", "gradients", "losses", "metrics", "methods",
+    "models", "paper_numbers", "provenance", "registry", "remove", "results", "train", "viz",
 }
 
 

@@ -20,6 +20,7 @@ Registry (paper row -> what changes):
 
 Tables: :func:`main_tables` (chapter 06, LA Table 1 and TS Table I layouts), :func:`ablation_table`
 (chapter 07) and :func:`ordering_agreement` (does our ordering of the rows agree with the paper's).
+The sentences the chapters print beside these numbers are built in :mod:`sirr.book.prose`.
 """
 
 from __future__ import annotations
@@ -27,15 +28,33 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
+from scipy.stats import kendalltau, spearmanr
 
-from sirr import paper_numbers
+from sirr import paper_numbers, train
 from sirr.config import RunConfig
+from sirr.data.datasets import (
+    DATASETS,
+    Sample,
+    available_datasets,
+    load_dataset,
+    real_reflection_photos,
+    sample_photos,
+)
+from sirr.data.images import read_image, to_image, to_tensor
+from sirr.data.pool import natural_photos
+from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.methods import get_method
+from sirr.metrics import downsize_max_side, evaluate, resize_multiple_of
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
+from sirr.results import load_image, load_or_compute
+from sirr.viz import image_grid
+from sirr.viz.tables import DATASET_NAMES
 
 __all__ = [
     "ExperimentError",
@@ -59,13 +78,8 @@ __all__ = [
     "ablation_results",
     "ablation_table",
     "ordering_agreement",
-    "ordering_sentence",
     "main_tables",
     "registry_frame",
-    "preset_caveat",
-    "results_provenance",
-    "result_line",
-    "main_table_sentence",
     "trained_model",
     "example_grid",
     "real_photo_grid",
@@ -114,9 +128,6 @@ class _FallbackDataset(list):
 
 
 def _fallback_dataset(run: RunConfig):
-    from sirr.data.datasets import Sample, sample_photos
-    from sirr.data.synthesis import ReflectionSynthesizer
-
     n = run.preset.eval.max_images or 8
     size = min(run.preset.eval.max_side or 224, 224)
     synth = ReflectionSynthesizer(sample_photos(), recipe="ceilnet", size=size, seed=_FALLBACK_SEED)
@@ -133,8 +144,6 @@ _PHOTOS: dict[str, list] = {}
 
 def _training_photos(run: RunConfig) -> list:
     """The training pool (:func:`sirr.data.pool.natural_photos`) once per data root and process (rows share it)."""
-    from sirr.data.pool import natural_photos
-
     key = str(run.data_root)
     if key not in _PHOTOS:
         _PHOTOS[key] = natural_photos(_root_arg(run))
@@ -143,8 +152,6 @@ def _training_photos(run: RunConfig) -> list:
 
 def _photo_summary(photos) -> str:
     """e.g. ``"160 photos: 41 ceilnet_synthetic, 100 ceilnet_table2, 19 bsds500"``."""
-    from collections import Counter
-
     names = [p[0] if isinstance(p, tuple) else "array" for p in photos]
     c = Counter(n.split("/")[0] if "/" in n else n.split("_")[0] for n in names)
     return f"{len(names)} photos: " + ", ".join(f"{k} {v}" for k, v in c.items())
@@ -157,14 +164,10 @@ def _root_arg(run: RunConfig):
 
 def real_photos(run: RunConfig, n: int = 3) -> list:
     """:func:`sirr.data.datasets.real_reflection_photos` for this run (longer side ≤ ``preset.eval.max_side``)."""
-    from sirr.data.datasets import real_reflection_photos
-
     return real_reflection_photos(_root_arg(run), n=n, max_side=run.preset.eval.max_side)
 
 
 def _present(run: RunConfig) -> list[str]:
-    from sirr.data.datasets import available_datasets
-
     if run.data_root is None:
         return []
     return list(available_datasets(run.data_root))
@@ -177,8 +180,6 @@ def evaluation_datasets(run: RunConfig, names: Sequence[str] | None = None) -> d
     With none present (e.g. ``SIRR_DATA=none``) a fixed set of CEILNet-recipe triples synthesised
     from the packaged sample photos is returned under :data:`FALLBACK_DATASET`.
     """
-    from sirr.data.datasets import load_dataset
-
     out: dict[str, Any] = {}
     for name in _wanted(run, names):
         out[name] = (_fallback_dataset(run) if name == FALLBACK_DATASET else
@@ -205,10 +206,6 @@ def ablation_dataset(run: RunConfig) -> str:
 
 def dataset_inventory(run: RunConfig):
     """DataFrame of every known dataset: present or not under the data root, ground truth, where published."""
-    import pandas as pd
-
-    from sirr.data.datasets import DATASETS
-
     present = set(_present(run))
     rows = []
     for name, spec in DATASETS.items():
@@ -233,8 +230,6 @@ def dataset_inventory(run: RunConfig):
 
 def _thumb(img: np.ndarray, side: int = 160) -> np.ndarray:
     """Longer side capped at ``side`` and both sides a multiple of 8 (what the networks take)."""
-    from sirr.metrics import downsize_max_side, resize_multiple_of
-
     return resize_multiple_of(downsize_max_side(np.asarray(img, dtype=np.float32), side), 8).astype(np.float32)
 
 
@@ -242,8 +237,6 @@ def _score(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], data
            keep_images: int = 1) -> tuple[dict, dict[str, np.ndarray]]:
     """Score ``predict`` on each dataset under both conventions: ``{dataset: {metric: mean, metric_std,
     n, per_image: {metric: [...]}}}`` plus a few thumbnails (input | output | ground truth)."""
-    from sirr.metrics import evaluate
-
     scores: dict[str, Any] = {}
     images: dict[str, np.ndarray] = {}
     ev = run.preset.eval
@@ -256,8 +249,6 @@ def _score(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], data
         if len(seen) < keep_images:  # keep the first examples (no extra forward pass)
             seen.append((x.detach().float().cpu(), y))
         return y
-
-    from sirr.data.images import to_image
 
     for dname, ds in datasets.items():
         seen.clear()
@@ -284,8 +275,6 @@ def _score(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], data
 def _stored(run: RunConfig, experiment: str, compute: Callable[[], dict], seed: int | None,
             verbose: bool = True) -> dict:
     """:func:`sirr.results.load_or_compute`, with the ``_images`` of the payload saved as PNGs beside it."""
-    from sirr.results import load_or_compute
-
     held: dict[str, Any] = {}
 
     def payload() -> dict:
@@ -317,8 +306,6 @@ def _cached(run: RunConfig, experiment: str, wanted: list[str], compute: Callabl
     if model is None:
         return _stored(dataclasses.replace(run, retrain=True), experiment, lambda: compute(have + missing, True),
                        run.seed, verbose)
-    from sirr.data.images import read_image
-
     payload = {k: v for k, v in res.items() if not k.startswith("_")}
     images = {k: read_image(p) for k, p in (res.get("_images") or {}).items()}
     sets = evaluation_datasets(run, missing)
@@ -374,8 +361,6 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
     ``run.preset.ablation.la_steps`` steps (``steps`` overrides) and is scored on
     :func:`ablation_dataset` only unless ``datasets`` names others.
     """
-    from sirr import train
-
     v = _la_variant(variant)
     run_s = with_seed(run, seed)
     ablation = variant != "full"
@@ -424,8 +409,6 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
     ``variant="full"`` reuses the training chapter's run (``run.preset.ts`` schedule); the rows of
     :data:`TS_VARIANTS` train ``run.preset.ablation.ts_stage{1,2}_steps`` steps.
     """
-    from sirr import train
-
     v = _ts_variant(variant)
     run_s = with_seed(run, seed)
     ablation = variant != "full"
@@ -541,8 +524,6 @@ def ablation_table(run: RunConfig, table: str = "la2", seeds: Sequence[int] | No
     then ``paper_<col>`` for each paper column and ``paper_psnr``. ``df.attrs`` holds ``table``,
     ``dataset``, ``seeds``, ``paper_column``, ``preset``.
     """
-    import pandas as pd
-
     method, variants, paper = _table(table)
     seeds = tuple(run.preset.ablation.seeds if seeds is None else seeds)
     results = results if results is not None else ablation_results(run, table, seeds, progress=progress)
@@ -588,8 +569,6 @@ def ordering_agreement(df, ours: str = "psnr_la_mean", paper: str = "paper_psnr"
     excluded), ``paper_best`` / ``our_best`` (row names) and ``our_rank_of_paper_best``
     (1 = also our best).
     """
-    from scipy.stats import kendalltau, spearmanr
-
     sub = df[np.isfinite(df[ours].astype(float)) & np.isfinite(df[paper].astype(float))]
     n = len(sub)
     key = "variant" if "variant" in sub else sub.index.name
@@ -620,38 +599,6 @@ def ordering_agreement(df, ours: str = "psnr_la_mean", paper: str = "paper_psnr"
     return out
 
 
-def ordering_sentence(df, agreement: dict | None = None, *, label_of: dict[str, str] | None = None) -> str:
-    """One sentence, built from :func:`ordering_agreement`, on whether our row ordering agrees with the paper's."""
-    ag = agreement or ordering_agreement(df)
-    attrs = getattr(df, "attrs", {})
-    labels = label_of or (dict(zip(df["variant"], df["label"])) if "label" in df and "variant" in df else {})
-    lab = lambda k: labels.get(k, k)  # noqa: E731
-    seeds = attrs.get("seeds", [])
-    from sirr.viz.tables import DATASET_NAMES
-
-    ds = attrs.get("dataset", "our test set")
-    where = (f"on {DATASET_NAMES.get(ds, ds)} at the {attrs.get('preset', '?')} preset "
-             f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
-    if ag["n"] < 2 or ag["pairs"] == 0:
-        return (f"Ordering check {where}: fewer than two rows have both our number and a paper number "
-                f"that differ ({ag.get('ties', 0)} tied pairs), so there is no ordering to compare.")
-    frac = ag["pairs_agree"] / (ag["pairs"] + ag.get("ties", 0))  # ties count against agreement
-    verdict = ("agrees with" if frac == 1 else "mostly agrees with" if frac >= 0.75 else
-               "partly agrees with" if frac > 0.5 else "does not agree with")
-    stats = []
-    if not math.isnan(ag["spearman"]):
-        stats.append(f"Spearman ρ = {ag['spearman']:+.2f}")
-    if not math.isnan(ag["kendall"]):
-        stats.append(f"Kendall τ = {ag['kendall']:+.2f}")
-    stats.append(f"{ag['pairs_agree']} of {ag['pairs']} row pairs ordered alike"
-                 + (f" ({ag['ties']} pairs tied, not counted)" if ag.get("ties") else ""))
-    best = (f"the paper's best row ({lab(ag['paper_best'])}) is "
-            + ("also our best" if ag["our_rank_of_paper_best"] == 1
-               else f"number {ag['our_rank_of_paper_best']} of {ag['n']} in ours (our best: {lab(ag['our_best'])})"))
-    return (f"Our ordering of the {ag['n']} rows by PSNR {where} {verdict} the paper's "
-            f"({attrs.get('paper_column', ag['paper'])}): {', '.join(stats)}; {best}.")
-
-
 def main_tables(run: RunConfig, la: dict | None = None, ts: dict | None = None,
                 identity: dict | None = None, ts_wo_adversarial: dict | None = None):
     """Chapter 06: ``(la_table1, ts_table1)`` DataFrames filled from stored results.
@@ -663,8 +610,6 @@ def main_tables(run: RunConfig, la: dict | None = None, ts: dict | None = None,
     ``psnr_errnet`` columns suffixed with the dataset); methods the book does not reimplement
     (CEILNet, PLNet) have only the paper number.
     """
-    import pandas as pd
-
     methods = {"identity": identity, "la": la, "ts": ts}
     dnames: list[str] = []
     for r in methods.values():
@@ -706,14 +651,12 @@ def main_tables(run: RunConfig, la: dict | None = None, ts: dict | None = None,
 
 
 # ----------------------------------------------------------------------------------------------------
-# What the chapters print beside the numbers
+# The registry as a table
 # ----------------------------------------------------------------------------------------------------
 
 
 def registry_frame():
     """DataFrame of every ablation row: table, key, the paper's row label and what it changes."""
-    import pandas as pd
-
     rows = []
     for table, (method, variants, _) in TABLES.items():
         for v in variants.values():
@@ -724,74 +667,6 @@ def registry_frame():
                                                                 {**v.loss_kwargs, **v.train_kwargs}.items()) or "—",
                          "result": f"results/<preset>/{method}/{v.name}/<seed>.json"})
     return pd.DataFrame(rows)
-
-
-def preset_caveat(run: RunConfig) -> str:
-    """A markdown sentence on what the numbers at this preset can and cannot say."""
-    ab = run.preset.ablation
-    if run.preset.name == "smoke":
-        return (f"**Smoke preset: these tables are plumbing checks.** Each row is trained for {ab.la_steps} LA steps "
-                f"(TS: {ab.ts_stage1_steps} + {ab.ts_stage2_steps}) on a CPU and scored on "
-                f"{run.preset.eval.max_images} small images, so the numbers and any agreement or disagreement "
-                f"with the paper's ordering mean nothing; run the `demo` preset on a GPU for real numbers.")
-    if run.preset.name == "demo":
-        return (f"**Demo preset:** each row is trained for {ab.la_steps} LA steps (TS: {ab.ts_stage1_steps} + "
-                f"{ab.ts_stage2_steps}), a small fraction of the papers' schedules, so the tables show early-training "
-                f"effects of each change; orderings within the spread over seeds are not meaningful.")
-    return f"**{run.preset.name} preset:** the papers' schedules ({ab.la_steps} LA steps per row)."
-
-
-def _prov_summary(provs: Sequence[dict]) -> str:
-    provs = [p for p in provs if p]
-    if not provs:
-        return "no stored provenance"
-    def uniq(key):
-        return sorted({str(p.get(key)) for p in provs})
-    created = sorted(str(p.get("created")) for p in provs if p.get("created"))
-    when = f", created {created[0]} … {created[-1]}" if len(created) > 1 else (f", created {created[0]}" if created else "")
-    return (f"{len(provs)} stored result(s): preset {'/'.join(uniq('preset'))}, device {'/'.join(uniq('device'))}, "
-            f"commit {'/'.join(uniq('commit'))}{when}")
-
-
-def results_provenance(df_or_results) -> str:
-    """One line on where the numbers of a table (or a list of results) came from: preset, devices, commits, dates."""
-    if isinstance(df_or_results, (list, tuple)):
-        return _prov_summary([r.get("_provenance", {}) for r in df_or_results])
-    return _prov_summary(getattr(df_or_results, "attrs", {}).get("provenance", []))
-
-
-def result_line(result: dict) -> str:
-    """One line for a stored result: experiment, seed, device, commit, steps, where the JSON is."""
-    p = result.get("_provenance", {})
-    steps = result.get("steps")
-    return (f"{result.get('method')}/{result.get('variant')}: seed {p.get('seed')}, preset {p.get('preset')}, "
-            f"device {p.get('device')}, commit {p.get('commit')}"
-            + (f", {steps} training steps" if steps is not None else "")
-            + f" -> {result.get('_path', '?')}")
-
-
-def main_table_sentence(la_df, run: RunConfig) -> str:
-    """A sentence comparing LA and TS with the identity baseline on each set (computed, not hand-written)."""
-    parts = []
-    for _, row in la_df.iterrows():
-        base = row.get("identity_psnr_la")
-        bits = []
-        for m, name in (("la", "LA"), ("ts", "TS")):
-            v = row.get(f"{m}_psnr_la")
-            if v is None or not np.isfinite(v) or base is None or not np.isfinite(base):
-                continue
-            bits.append(f"{name} {v - base:+.2f} dB")
-        if bits:
-            from sirr.viz.tables import DATASET_NAMES
-
-            parts.append(f"{DATASET_NAMES.get(row['dataset'], row['dataset'])}: {', '.join(bits)}")
-    if not parts:
-        return "No method has scores yet."
-    head = "PSNR (LA convention) relative to the input itself — " + "; ".join(parts) + "."
-    if run.preset.name == "smoke":
-        head += (" At the smoke preset the networks have trained for a handful of steps, so falling below the input "
-                 "is expected: this checks the plumbing, not the methods.")
-    return head
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -820,18 +695,12 @@ def _output_of(model) -> Callable[[torch.Tensor], torch.Tensor]:
 
 @torch.no_grad()
 def _apply(run: RunConfig, model, img: np.ndarray) -> np.ndarray:
-    from sirr.data.images import to_image, to_tensor
-
     y = _output_of(model)(to_tensor(img).to(run.device))
     return np.clip(to_image(y.float().cpu()), 0, 1)
 
 
 def example_grid(run: RunConfig, datasets: dict[str, Any], models: dict[str, Any], index: int = 0):
     """Figure: per test set, input | each model's output | ground truth, for image ``index``."""
-    from sirr.viz import image_grid
-
-    from sirr.viz.tables import DATASET_NAMES
-
     images, titles = [], []
     for dname, ds in datasets.items():
         if len(ds) <= index:
@@ -851,8 +720,6 @@ def example_grid(run: RunConfig, datasets: dict[str, Any], models: dict[str, Any
 
 def real_photo_grid(run: RunConfig, photos: Sequence[tuple[str, np.ndarray]], models: dict[str, Any]):
     """Figure: per real photo (no ground truth), the photo and each model's output."""
-    from sirr.viz import image_grid
-
     images, titles = [], []
     for name, img in photos:
         x = _thumb(img, run.preset.eval.max_side or 512)
@@ -867,10 +734,6 @@ def real_photo_grid(run: RunConfig, photos: Sequence[tuple[str, np.ndarray]], mo
 def stored_example_grid(results: dict[str, dict], index: int = 0):
     """Figure from the example images stored with results (no model run): per test set, the input,
     each result's output and the ground truth. ``results`` maps a column title to a stored result."""
-    from sirr.results import load_image
-    from sirr.viz import image_grid
-    from sirr.viz.tables import DATASET_NAMES
-
     first = next(iter(results.values()))
     images, titles = [], []
     for dname in first.get("scores", {}):

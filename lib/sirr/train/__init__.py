@@ -4,6 +4,8 @@
 return a :class:`TrainResult`; ``load_location_aware`` / ``load_two_stage`` read the checkpoints
 they write; ``read_metrics`` gives the logged losses as a DataFrame. The engine (seeding, torchrun,
 atomic ``weights_only`` checkpoints, metrics file) is :mod:`sirr.train.engine`.
+The command line ``python -m sirr train`` is :mod:`sirr.cli` (above this package: it goes
+through :mod:`sirr.methods`).
 """
 
 from sirr.train.engine import (
@@ -31,18 +33,13 @@ __all__ = [
     "load_location_aware",
     "train_two_stage",
     "load_two_stage",
-    "train_cli",
 ]
 
 
 def __getattr__(name: str):
-    # TS training and the CLI are imported on first use (the TS model lives in its own module).
+    # TS training is imported on first use (the TS model lives in its own module).
     if name in ("train_two_stage", "load_two_stage"):
         from sirr.train import two_stage
 
         return getattr(two_stage, name)
-    if name == "train_cli":
-        from sirr.train.cli import train_cli
-
-        return train_cli
     raise AttributeError(f"module 'sirr.train' has no attribute {name!r}")

@@ -10,11 +10,29 @@ so the notebooks stay short.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Callable, Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
+import torch.nn.functional as F
 
+from sirr.data import datasets
+from sirr.data.synthesis import (
+    LA_SKIP_RULES,
+    RECIPES,
+    ReflectionSynthesizer,
+    synthesize_ceilnet,
+    synthesize_la,
+    synthesize_ts,
+)
+from sirr.gradients import edge_map, laplacian_map, layer_response_ratio, multiscale_responses
+from sirr.models.location_aware import MultiScaleLaplacian
+from sirr.provenance import device_name, git_commit
+from sirr.results import load_result, save_result
 from sirr.viz.figures import _as_image
 
 __all__ = [
@@ -53,12 +71,6 @@ KERNEL_CHOICES = {
 }
 
 
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _show(ax, img, title: str | None = None, cmap: str = "gray") -> None:
     a = _as_image(img)
     ax.imshow(a, cmap=cmap if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
@@ -68,15 +80,12 @@ def _show(ax, img, title: str | None = None, cmap: str = "gray") -> None:
 
 
 def _grid(nrows: int, ncols: int, aspect: float, size: float = 2.6):
-    plt = _plt()
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * aspect * nrows + 0.4), squeeze=False)
     return fig, axes
 
 
 def laplacian_vs_edge_figure(images: Sequence[tuple[str, torch.Tensor]], normalize: str = "max"):
     """LA Fig. 4: per row an input, ``1 - E`` (CEILNet edge map) and ``1 - L`` (normalised |k_L * I|)."""
-    from sirr.gradients import edge_map, laplacian_map
-
     h, w = images[0][1].shape[-2:]
     fig, axes = _grid(len(images), 3, h / w, size=3.2)
     for row, (name, img) in zip(axes, images):
@@ -107,7 +116,6 @@ def scale_energy_figure(ratios: Mapping[str, np.ndarray], labels: Sequence[str] 
                         title: str = "response in reflection-dominated / transmission-dominated regions",
                         ylabel: str = "energy ratio (R-dominated / T-dominated)"):
     """Bars: mean (and std over images) of the energy ratio per scale, one group per kernel; 1 = no preference."""
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     names = list(ratios)
     width = 0.8 / len(names)
@@ -127,9 +135,6 @@ def scale_energy_figure(ratios: Mapping[str, np.ndarray], labels: Sequence[str] 
 
 def make_mlsm_render(images: Mapping[str, torch.Tensor], seed: int = 0) -> Callable[..., object]:
     """``render(image, scale, kernel)`` for the chapter-01 explorer: the input and one scale's ``1 - |response|``."""
-    from sirr.gradients import multiscale_responses
-    from sirr.models.location_aware import MultiScaleLaplacian
-
     modules = {}
     for name, opts in KERNEL_CHOICES.items():
         m = MultiScaleLaplacian(channels=3, **opts)
@@ -211,8 +216,6 @@ def make_synthesis_render(T: torch.Tensor, R: torch.Tensor, seed: int = 0) -> Ca
     ``alpha`` is used by LA and TS, ``sigma`` by all three, ``ghost`` (px, applied as ``(dx, dy) =
     (ghost, ghost / 2)``) by TS; the other parameters are drawn from ``seed``, the same for every call.
     """
-    from sirr.data.synthesis import synthesize_ceilnet, synthesize_la, synthesize_ts
-
     def render(recipe: str, alpha: float, sigma: float, ghost: float):
         g = torch.Generator(device=T.device).manual_seed(seed)
         if recipe == "la":
@@ -228,7 +231,6 @@ def make_synthesis_render(T: torch.Tensor, R: torch.Tensor, seed: int = 0) -> Ca
 
 def statistic_figure(samples: Mapping[str, np.ndarray], xlabel: str, bins: int = 20):
     """Overlaid histograms (density) of one per-image statistic for several sources, with their means."""
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 3.0))
     lo = min(float(np.min(v)) for v in samples.values())
     hi = max(float(np.max(v)) for v in samples.values())
@@ -245,7 +247,6 @@ def statistic_figure(samples: Mapping[str, np.ndarray], xlabel: str, bins: int =
 
 def parameter_figure(params: Mapping[str, Mapping[str, np.ndarray]], bins: int = 24, ncols: int = 3):
     """One panel per parameter (``params[recipe][parameter] -> samples``), the recipes that draw it overlaid."""
-    plt = _plt()
     names: list[str] = []
     for per in params.values():
         names += [n for n in per if n not in names]
@@ -280,8 +281,6 @@ def prepare_images(photos, max_side: int | None = None) -> dict[str, torch.Tenso
 
     uint8 arrays are scaled to [0, 1]; downscaling is bilinear with antialiasing (torch), aspect kept.
     """
-    import torch.nn.functional as F
-
     out = {}
     for item in photos:
         name, arr = item if isinstance(item, tuple) else (f"image {len(out)}", item)
@@ -307,8 +306,6 @@ def reflection_triples(data_root=None, n: int | None = None, size: int = 224, se
     CEILNet recipe (:func:`sirr.data.synthesis.synthesize_ceilnet`, same construction) on the
     sample photos at ``size``.
     """
-    from sirr.data import datasets
-
     try:
         ds = datasets.load_dataset("ceilnet_synthetic", data_root, max_images=n)
         triples = [(s.name, _tensor(s.T), _tensor(s.R)) for s in ds]
@@ -317,8 +314,6 @@ def reflection_triples(data_root=None, n: int | None = None, size: int = 224, se
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"CEILNet synthetic triples not available ({first}); using CEILNet-recipe triples "
               f"synthesised from the packaged sample photos instead.")
-    from sirr.data.synthesis import ReflectionSynthesizer
-
     out = ReflectionSynthesizer(datasets.sample_photos(), recipe="ceilnet", size=size, seed=seed).batch(n or 16)
     triples = [(f"synthetic {i}", out["T"][i:i + 1], out["R"][i:i + 1]) for i in range(out["T"].shape[0])]
     return triples, "CEILNet recipe on sample photos (fallback)"
@@ -336,9 +331,6 @@ def layer_ratios(triples, kernels: Sequence[str] = ("Laplacian k_L", "Edge (x/y 
     against the rest (``[..., 1]``). ``kernels`` are keys of :data:`KERNEL_CHOICES`; the MLSM is
     :class:`sirr.models.location_aware.MultiScaleLaplacian` with its initial kernel.
     """
-    from sirr.gradients import layer_response_ratio
-    from sirr.models.location_aware import MultiScaleLaplacian
-
     out = {}
     for k in kernels:
         if k not in KERNEL_CHOICES:
@@ -355,8 +347,6 @@ def layer_ratios(triples, kernels: Sequence[str] = ("Laplacian k_L", "Edge (x/y 
 def ratio_table(ratios: Mapping[str, np.ndarray], labels: Sequence[str] = SCALE_LABELS,
                 regions: Sequence[str] = ("R-dominated", "T-dominated")):
     """A pandas table of :func:`layer_ratios`: rows (kernel, region), columns the scales; mean over images (NaN skipped)."""
-    import pandas as pd
-
     rows, index = [], []
     for kernel, r in ratios.items():
         r = np.asarray(r, dtype=float)
@@ -374,8 +364,6 @@ def sample_parameters(n: int = 2000, seed: int = 0, side: int = 24) -> dict[str,
     ``{"la": {alpha, sigma, att}, "ceilnet": {sigma}, "ts": {alpha, sigma, att, vignette, ghost offset}}``,
     ghost offset = ``|(dx, dy)|`` in px at 256-px images.
     """
-    from sirr.data.synthesis import RECIPES
-
     g = torch.Generator().manual_seed(seed)
     T = torch.rand(n, 3, side, side, generator=g)
     R = torch.rand(n, 3, side, side, generator=g)
@@ -396,12 +384,6 @@ def skip_rule_rates(photos, size: int, n: int = 64, seed: int = 0):
 
     The batch (the LA recipe's output dict, ``keep`` and ``rules`` included) feeds :func:`skip_rules_figure`.
     """
-    import logging
-
-    import pandas as pd
-
-    from sirr.data.synthesis import LA_SKIP_RULES, ReflectionSynthesizer
-
     logger = logging.getLogger("sirr.data.synthesis")
     level = logger.level
     logger.setLevel(logging.ERROR)  # max_retries=0 on purpose: do not warn about the skipped samples we count
@@ -421,8 +403,6 @@ def triple_statistics(I: torch.Tensor, T: torch.Tensor, R: torch.Tensor) -> dict
     ``mean R``: mean of the reflection layer; ``R share``: ``mean(R) / mean(I)``;
     ``R edge / T edge``: mean CEILNet edge map (unnormalised) of ``R`` over that of ``T`` (how sharp R is).
     """
-    from sirr.gradients import edge_map
-
     sat = (I >= 254.5 / 255).any(dim=1).float().mean(dim=(1, 2))
     mean_r = R.mean(dim=(1, 2, 3))
     share = mean_r / I.mean(dim=(1, 2, 3)).clamp(min=1e-6)
@@ -438,8 +418,6 @@ def overflow_pair(T: torch.Tensor, R: torch.Tensor, seed: int = 0):
     alpha, sigma and att are drawn once and passed to both calls, so the vignetting windows (drawn
     after them) are the same too; only the fix differs.
     """
-    from sirr.data.synthesis import synthesize_la
-
     def gen():
         return torch.Generator(device=T.device).manual_seed(seed)
 
@@ -462,9 +440,6 @@ def ceilnet_comparison(photos, data_root=None, n: int = 32, size: int = 224, see
     first ``n`` of ``ceilnet_synthetic``; missing (no data root), only ours is returned and it prints so.
     Returns ``{source: {statistic: (N,) array}}``.
     """
-    from sirr.data import datasets
-    from sirr.data.synthesis import ReflectionSynthesizer
-
     out = ReflectionSynthesizer(photos, recipe="ceilnet", size=size, seed=seed).batch(n)
     I, T = _quantise(out["I"]), _quantise(out["T"])
     res = {"our CEILNet recipe": triple_statistics(I, T, I - T)}
@@ -500,13 +475,6 @@ def record_throughput(run, rates: Mapping[str, float], size: int, batch: int, se
     The stored record keeps the other devices' entries (a CPU run does not erase a GPU measurement);
     each entry carries its own device name, commit and time. Returns ``(path, pandas table)`` of all entries.
     """
-    import datetime as dt
-
-    import pandas as pd
-
-    from sirr.provenance import device_name, git_commit
-    from sirr.results import load_result, save_result
-
     dev = str(run.device)
     old = load_result(run, experiment) or {}
     by_device = dict(old.get("by_device", {}))

@@ -23,6 +23,7 @@ interrupted run keeps what it measured).
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import json
 import os
@@ -34,6 +35,13 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.profiler import ProfilerActivity, profile
+
+from sirr.atomic import atomic_write_text
+from sirr.config import REPO_ROOT, resolve_device
+from sirr.losses import LocationAwareLoss, VGG19Features
+from sirr.models.location_aware import LocationAware, count_flops
+from sirr.provenance import device_name, provenance
 
 __all__ = [
     "run_bench",
@@ -152,8 +160,6 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
     NCHW fp32 batch and returns the final transmission as fp32. Paths other than the reference put
     the model in channels_last (which does not change its parameters' values, only their strides).
     """
-    import copy
-
     compile = _compile_default(device) if compile is None else compile
     cuda = device.startswith("cuda")
     eager = model
@@ -179,6 +185,7 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
     }
     if compile:
         if not cuda:
+            # Only for the compile path: importing inductor is slow and most runs never need it.
             import torch._inductor.config as inductor_config
 
             inductor_config.freezing = True  # constant-fold weights: oneDNN prepacking + conv/pointwise fusion
@@ -225,8 +232,6 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
 
 def profile_inference(model, x: torch.Tensor, fn: Callable | None = None, top: int = 12) -> list[dict]:
     """torch.profiler summary of one forward: the ``top`` ops by self time (op, self_s, share, calls)."""
-    from torch.profiler import ProfilerActivity, profile
-
     cuda = x.is_cuda
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     fn = fn or (lambda: model(x))
@@ -252,10 +257,7 @@ def _conditions() -> dict:
 
 
 def _write(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
 
 
 def run_bench(
@@ -288,10 +290,6 @@ def run_bench(
     Returns:
         The report (also written to ``out``).
     """
-    from sirr.config import REPO_ROOT, resolve_device
-    from sirr.models.location_aware import LocationAware, count_flops
-    from sirr.provenance import device_name, provenance
-
     dev = resolve_device(device)
     parsed = [_parse_size(s) for s in (sizes or DEFAULT_SIZES)]
     repeats = repeats or (10 if dev.startswith("cuda") else 3)
@@ -416,9 +414,6 @@ def run_bench(
 
 def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256") -> dict:
     """One LA generator step (forward, Eq. 15 without the adversarial term, backward, Adam) at ``size``, batch 2."""
-    from sirr.losses import LocationAwareLoss, VGG19Features
-    from sirr.models.location_aware import LocationAware
-
     h, w = _parse_size(size)
     cuda = dev.startswith("cuda")
     torch.manual_seed(0)
@@ -457,8 +452,6 @@ def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256") -
 
 def read_bench(results_dir: str | os.PathLike | None = None) -> list[dict]:
     """Every stored bench report under ``<results>/bench/*.json`` (sorted by file name); [] if none."""
-    from sirr.config import REPO_ROOT
-
     folder = Path(results_dir) / "bench" if results_dir else REPO_ROOT / "results" / "bench"
     reports = []
     for p in sorted(folder.glob("*.json")):

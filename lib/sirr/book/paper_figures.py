@@ -17,9 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import kornia
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle
 
+from sirr.config import REPO_ROOT
+from sirr.data.datasets import Sample, available_datasets, load_dataset, sample_photos
+from sirr.data.synthesis import synthesize_la
+from sirr.gradients import edge_map, laplacian_map
+from sirr.losses.location_aware import binary_rcmap_target
+from sirr.methods import get_method
 from sirr.viz.figures import _as_image
 
 __all__ = [
@@ -51,12 +60,6 @@ NOT_IMPLEMENTED = {
 }
 
 
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _img(x) -> np.ndarray:
     return _as_image(x)
 
@@ -79,7 +82,6 @@ def _blank(ax, text: str = "") -> None:
 
 
 def _grid(nrows: int, ncols: int, aspect: float, size: float = 2.2, title: str | None = None):
-    plt = _plt()
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * aspect * nrows + (0.55 if title else 0.25)),
                              squeeze=False)
     if title:
@@ -157,8 +159,6 @@ def la_fig04(images: Sequence[tuple[str, object]], learned_kernel: torch.Tensor 
     With ``learned_kernel`` (see :func:`learned_laplacian_kernel`) a fourth column shows 1 − L with the
     trained MLSM kernel (what LA Fig. 7's "M" shows).
     """
-    from sirr.gradients import edge_map, laplacian_map
-
     ncols = 3 + (learned_kernel is not None)
     fig, axes = _grid(len(images), ncols, _aspect(images[0][1]), size=2.6,
                       title=title or "LA Fig. 4: inverse edge and Laplacian maps")
@@ -225,8 +225,6 @@ def relative_rcmap_target(I, T, beta: float = 0.1) -> torch.Tensor:
     input's intensity, R_rel = |I − T|_grey / max(I_grey, 1e-3), and thresholded with the same rule
     as L_C^B (γ = max{R_min + β (R_max − R_min), β}, LA Sec. 5.2).
     """
-    import kornia
-
     I, T = _t(I), _t(T)
     grey = kornia.color.rgb_to_grayscale((I - T).abs()) / kornia.color.rgb_to_grayscale(I).clamp(min=1e-3)
     flat = grey.flatten(1)
@@ -239,8 +237,6 @@ def la_fig10(image, transmission_gt, rcmap, beta: float = 0.3, beta_relative: fl
              threshold: float = 0.5, title: str | None = None):
     """LA Fig. 10: GT RCMs by thresholding |I − T| (β = 0.3, as L_C^B) and relatively (β = 0.1), our
     predicted RCMap and the RCMap thresholded at 0.5 ("Ours [th.=0.5]")."""
-    from sirr.losses.location_aware import binary_rcmap_target
-
     I, T = _t(image), _t(transmission_gt)
     residual = (I - T).abs()
     c = _t(rcmap)
@@ -329,8 +325,6 @@ def ts_fig04(image, b_initial, b_final, box: tuple[int, int, int, int] | None = 
 
     ``box`` = (y, x, h, w); by default the region where the two differ most (:func:`largest_change_box`).
     """
-    from matplotlib.patches import Rectangle
-
     y, x, h, w = box or largest_change_box(b_initial, b_final)
     crop = lambda im: _img(im)[y:y + h, x:x + w]  # noqa: E731
     fig, axes = _grid(1, 3, 1.0, size=2.6, title=title or "TS Fig. 4: blow-ups, initial vs final")
@@ -362,8 +356,6 @@ class TrainedModel:
 
     def note(self) -> str:
         """``la/full: runs/smoke/la/full/seed0/final.pt (step 6)`` -- for captions."""
-        from sirr.config import REPO_ROOT
-
         try:
             where = self.checkpoint.resolve().relative_to(REPO_ROOT)
         except ValueError:
@@ -382,8 +374,6 @@ def trained(run, method: str = "la", variant: str = "full", *, train_missing: bo
     (:meth:`sirr.methods.Method.train`: full schedule for ``full``, ``run.preset.ablation`` steps for the
     table rows); with ``train_missing=False`` it returns None instead.
     """
-    from sirr.methods import get_method
-
     m = get_method(method)
     ckpt = m.checkpoint(run, variant)
     trained_now = False
@@ -412,8 +402,6 @@ def figure_pairs(run, n: int = 2, side: int | None = None, verbose: bool = True)
     matplotlib, and it prints so. Each image is shrunk so that its longer side is at most ``side``
     and both sides are multiples of 8.
     """
-    from sirr.data.datasets import Sample, available_datasets, load_dataset, sample_photos
-
     def fit(a):
         a = np.asarray(a, dtype=np.float32)
         h, w = a.shape[:2]
@@ -429,8 +417,6 @@ def figure_pairs(run, n: int = 2, side: int | None = None, verbose: bool = True)
         if verbose:
             print(f"figure images: {len(ds)} CEILNet synthetic test triples from {ds.root}")
         return [Sample(s.name, fit(s.I), fit(s.T), fit(s.R) if s.R is not None else None) for s in ds]
-    from sirr.data.synthesis import synthesize_la
-
     photos = sample_photos()
     g = torch.Generator().manual_seed(2021)
     out = []

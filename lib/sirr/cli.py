@@ -6,7 +6,9 @@ Multi-GPU (or multi-process CPU) training uses PyTorch's own launcher, e.g.::
     torchrun --nproc_per_node 2 -m sirr train ts --preset smoke --device cpu   # gloo on the CPU
 
 Each process trains on its own GPU (``cuda:LOCAL_RANK``, NCCL) or on the CPU (gloo); rank 0
-writes the checkpoints and the metrics.
+writes the checkpoints and the metrics. This module sits above :mod:`sirr.methods` and
+:mod:`sirr.train` (it imports both); nothing in the library imports it. Its ``print`` calls are the
+command's own output.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+
+from sirr.config import resolve
+from sirr.methods import get_method
+from sirr.provenance import header
 
 __all__ = ["train_cli"]
 
@@ -26,10 +32,6 @@ def train_cli(method: str, preset: str = "smoke", seed: int = 0, device: str | N
     Without ``--resume`` an existing run folder is started over; with it, training continues from
     its ``last.pt`` (or returns at once when that run is finished).
     """
-    from sirr.config import resolve
-    from sirr.methods import get_method
-    from sirr.provenance import header
-
     m = get_method(method)
     run = resolve(preset, seed=seed, device=device, data_root=data_root, results_dir=results_dir,
                   **(overrides or {}))

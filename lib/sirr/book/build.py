@@ -17,13 +17,15 @@
    ``notebooks/``), and Jupyter Book builds it with ``execute_notebooks: "off"`` and warnings as
    errors (``--warningiserror --keep-going``) into ``<build_dir>/html/``.
 
-Per-notebook wall times are printed and written to ``<build_dir>/timings.json``.
+Per-notebook wall times are logged (logger ``sirr.book.build``) and written to ``<build_dir>/timings.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from sirr.atomic import atomic_write_text
+from sirr.config import REPO_ROOT, get_preset
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "NotebookExecutionError",
@@ -80,8 +87,6 @@ class BookBuildError(RuntimeError):
 def _repo_root(root=None) -> Path:
     if root is not None:
         return Path(root).resolve()
-    from sirr.config import REPO_ROOT
-
     return REPO_ROOT
 
 
@@ -150,6 +155,8 @@ def run_notebook(src, dst, parameters: dict | None = None, cwd=None, timeout: fl
     :class:`NotebookExecutionError`; the partly executed copy is kept in ``failed_dir`` (default:
     beside ``dst``, named ``<stem>.failed.ipynb``) and ``dst`` is not written.
     """
+    # nbformat and papermill come with the optional ``book`` extra: imported here so that the rest of
+    # this module (TOC, notebook listing) works without them.
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -165,12 +172,12 @@ def run_notebook(src, dst, parameters: dict | None = None, cwd=None, timeout: fl
         declared = list(pm.inspect_notebook(str(src)))
         unknown = [k for k in params if k not in declared]
         if unknown:
-            import difflib
-
             hint = difflib.get_close_matches(unknown[0], declared, n=1)
             raise ValueError(f"unknown parameter {unknown[0]!r} for {src.name}; its parameters cell defines "
                              f"{', '.join(declared) or 'nothing'}" + (f". Did you mean {hint[0]!r}?" if hint else ""))
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()}
+    # Not sirr.atomic: papermill writes the executed notebook to a *path* (not a file handle), so the
+    # temporary beside ``dst`` and the os.replace onto it (or onto the failed copy) are done here.
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".ipynb", dir=dst.parent)
     os.close(fd)
     t0 = time.perf_counter()
@@ -207,7 +214,7 @@ def run_notebook(src, dst, parameters: dict | None = None, cwd=None, timeout: fl
 def hide_plumbing(path) -> int:
     """Tag papermill's injected-parameters cell and the ``parameters`` cell ``remove-cell`` (in place,
     atomically). Returns how many cells were tagged."""
-    import nbformat
+    import nbformat  # the optional ``book`` extra (see run_notebook)
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -218,21 +225,8 @@ def hide_plumbing(path) -> int:
             if "remove-cell" not in tags:
                 tags.append("remove-cell")
             n += 1
-    _atomic_write_text(path, nbformat.writes(nb))
+    atomic_write_text(path, nbformat.writes(nb))
     return n
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # -- staging and building ---------------------------------------------------------------------------
@@ -283,7 +277,7 @@ def stage_book(root, src_dir) -> list[str]:
     """Copy what the book needs from the repository ``root`` into ``src_dir`` (``notebooks/`` there is
     left alone: it holds the executed copies). Writes a TOC without chapters that have no executed
     copy yet and returns the chapters it left out."""
-    import yaml
+    import yaml  # PyYAML comes with the optional ``book`` extra (Jupyter Book)
 
     root, src_dir = Path(root), Path(src_dir)
     src_dir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +300,7 @@ def stage_book(root, src_dir) -> list[str]:
 
     toc, dropped = _filter_toc(toc, present)
     head = "# Staged by sirr.book: the repository's _toc.yml without chapters that have no executed copy.\n"
-    _atomic_write_text(src_dir / "_toc.yml", head + yaml.safe_dump(toc, sort_keys=False))
+    atomic_write_text(src_dir / "_toc.yml", head + yaml.safe_dump(toc, sort_keys=False))
     return dropped
 
 
@@ -337,17 +331,17 @@ def build_html(src_dir, out_dir, doctree_dir=None, log=None, overrides: dict | N
                            json.dumps(overrides or {})],
                           capture_output=True, text=True, env=env)
     text = proc.stdout + proc.stderr
-    log = Path(log) if log else out_dir.parent / "jupyter-book.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(text, encoding="utf-8")
+    log_path = Path(log) if log else out_dir.parent / "jupyter-book.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(text, encoding="utf-8")
     index = out_dir / "index.html"
     if proc.returncode != 0 or not index.is_file():
         problems = [ln for ln in text.splitlines() if re.search(r"WARNING|ERROR|Error|Exception", ln)]
         for ln in problems[:40]:
-            print(ln, file=sys.stderr)
+            log.error("%s", ln)
         first = problems[0].strip() if problems else (text.strip().splitlines() or ["no output"])[-1]
         raise BookBuildError(f"Jupyter Book build failed ({len(problems)} warnings/errors, warnings are errors); "
-                             f"first: {first[:300]} -- full log: {log}")
+                             f"first: {first[:300]} -- full log: {log_path}")
     return index
 
 
@@ -370,8 +364,6 @@ def run_book(preset: str | None = "smoke", seed: int | None = 0, device: str | N
     failing cell and :class:`BookBuildError` when Jupyter Book warns.
     """
     if preset is not None:
-        from sirr.config import get_preset
-
         get_preset(preset)  # an unknown preset fails here, in one line, before any kernel starts
     root = _repo_root(root)
     build = Path(build_dir).resolve() if build_dir else root / "_build"
@@ -384,32 +376,32 @@ def run_book(preset: str | None = "smoke", seed: int | None = 0, device: str | N
     params = {"preset": preset, "seed": seed, "device": device, "data_root": data_root,
               "results_dir": results_dir, "retrain": retrain}
     shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if v is not None)
-    print(f"book: executing {len(notebooks)} notebook(s) with papermill ({shown}) into {exec_dir}", flush=True)
+    log.info("book: executing %d notebook(s) with papermill (%s) into %s", len(notebooks), shown, exec_dir)
 
     timings_path = build / "timings.json"
     timings = {"preset": preset, "seed": seed, "device": device, "notebooks": {}, "html_build_s": None}
     t_all = time.perf_counter()
     for nb in notebooks:
-        print(f"book: {nb.name} ...", end="", flush=True)
+        log.info("book: %s ...", nb.name)
         try:
             dt = run_notebook(nb, exec_dir / nb.name, params, cwd=nb.parent, timeout=timeout, kernel=kernel,
                               failed_dir=build / "failed")
         except NotebookExecutionError:
-            print(" FAILED", flush=True)
+            log.error("book: %s FAILED", nb.name)
             raise
         hide_plumbing(exec_dir / nb.name)
         timings["notebooks"][nb.stem] = round(dt, 2)
-        print(f" {_fmt_s(dt)}", flush=True)
-        _atomic_write_text(timings_path, json.dumps(timings, indent=2))
+        log.info("book: %s %s", nb.name, _fmt_s(dt))
+        atomic_write_text(timings_path, json.dumps(timings, indent=2))
     timings["notebooks_total_s"] = round(time.perf_counter() - t_all, 2)
     if not html:
-        _atomic_write_text(timings_path, json.dumps(timings, indent=2))
-        print(f"book: notebooks {_fmt_s(timings['notebooks_total_s'])}; executed copies in {exec_dir}")
+        atomic_write_text(timings_path, json.dumps(timings, indent=2))
+        log.info("book: notebooks %s; executed copies in %s", _fmt_s(timings["notebooks_total_s"]), exec_dir)
         return exec_dir
 
     dropped = stage_book(root, src_dir)
     for f in dropped:
-        print(f"book: {f} has no executed copy yet; left out of this build (run it without --only)")
+        log.warning("book: %s has no executed copy yet; left out of this build (run it without --only)", f)
     t0 = time.perf_counter()
     # A partial build (--only) may leave chapters out; links to them are then not errors.
     overrides = {"suppress_warnings": ["myst.header", "myst.xref_missing", "ref.doc", "ref.ref"]} if dropped else {}
@@ -417,7 +409,7 @@ def run_book(preset: str | None = "smoke", seed: int | None = 0, device: str | N
                        overrides=overrides)
     timings["html_build_s"] = round(time.perf_counter() - t0, 2)
     timings["total_s"] = round(time.perf_counter() - t_all, 2)
-    _atomic_write_text(timings_path, json.dumps(timings, indent=2))
-    print(f"book: notebooks {_fmt_s(timings['notebooks_total_s'])}, HTML build {_fmt_s(timings['html_build_s'])}; "
-          f"timings in {timings_path}")
+    atomic_write_text(timings_path, json.dumps(timings, indent=2))
+    log.info("book: notebooks %s, HTML build %s; timings in %s", _fmt_s(timings["notebooks_total_s"]),
+             _fmt_s(timings["html_build_s"]), timings_path)
     return index
