@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -211,24 +213,26 @@ def test_sample_photos():
         assert np.abs(a[..., 0].astype(int) - a[..., 2]).mean() > 2  # colour, not grey
 
 
-def test_real_reflection_photos(root, capsys):
+def test_real_reflection_photos(root, caplog):
+    caplog.set_level(logging.INFO)
     photos = real_reflection_photos(root, n=2)
     assert [n for n, _ in photos] == ["ceilnet_real/19", "ceilnet_real/q-1"]
     fb = real_reflection_photos("none", n=2, max_side=64)
-    out = capsys.readouterr().out
-    assert "LA-synthesised blends" in out and len(fb) == 2
+    assert "LA-synthesised blends" in caplog.text and len(fb) == 2
     assert all(a.dtype == np.float32 and max(a.shape[:2]) <= 64 and 0 <= a.min() and a.max() <= 1 for _, a in fb)
 
 
-def test_real_training_pairs(root, capsys):
+def test_real_training_pairs(root, caplog):
+    caplog.set_level(logging.INFO)
     pairs = real_training_pairs(root)
     assert pairs.names == ["nature_train/5", "zhang2018_real90/5", "zhang2018_real90/7", "errnet_unaligned_train/b"]
     s = pairs[0]
     assert (_v(s.I), _v(s.T)) == (132, 133)
     assert len(real_training_pairs(root, max_images=2, verbose=False)) == 2
-    assert "real training pairs: 4" in capsys.readouterr().out
+    assert "real training pairs: 4" in caplog.text
+    caplog.clear()
     empty = real_training_pairs("none")
-    assert len(empty) == 0 and "no data root" in capsys.readouterr().out
+    assert len(empty) == 0 and "no data root" in caplog.text
 
 
 # ----------------------------------------------------------------------------- the shared data, as published

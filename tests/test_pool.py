@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -52,7 +54,8 @@ def fake_root(tmp_path, monkeypatch):
     return root
 
 
-def test_pool_sources_duplicates_and_both_exclusions(fake_root, capsys):
+def test_pool_sources_duplicates_and_both_exclusions(fake_root, caplog):
+    caplog.set_level(logging.INFO)
     pool = build_pool(fake_root)
     names = [p.name for p in pool.photos]
     assert names == ["voc/2007_000001", "bsds500/test/102", "bsds500/train/100", "bsds500/val/101",
@@ -62,7 +65,7 @@ def test_pool_sources_duplicates_and_both_exclusions(fake_root, capsys):
     assert why["voc/2007_000003"] == ("content", "ceilnet_table2")  # named smooth-1: only content finds it
     assert why["bsds500_ceilnet/102"][0] == "duplicate"
     assert pool.counts == {"voc": 1, "bsds500": 3, "sun_hays80": 1}
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "training pool: 5 photos" in out and "1 by VOC id, 1 by content" in out
     # the decision is cached: a second build does not fingerprint anything
     calls = []
@@ -98,12 +101,13 @@ def test_pool_is_lazy(fake_root, monkeypatch):
     assert name == "voc/2007_000001" and photo.dtype == np.uint8 and photo.shape == (256, 320, 3)
 
 
-def test_data_root_none_means_no_data_everywhere(capsys):
+def test_data_root_none_means_no_data_everywhere(caplog):
+    caplog.set_level(logging.INFO)
     run = resolve("smoke", data_root="none")
     assert run.data_root is None and run.data_root_arg == "none"
     photos = natural_photos(run.data_root_arg)
     assert photos.root is None and all(p.source == "sample" for p in photos.photos) and len(photos) >= 6
-    assert "no data root" in capsys.readouterr().out
+    assert "no data root" in caplog.text
     from sirr.train.location_aware import ALIGNED_REAL_SETS, _default_photos, _real_training_pairs
 
     assert _real_training_pairs(run, ALIGNED_REAL_SETS) == []

@@ -330,7 +330,7 @@ def test_paper_figure_functions_draw_every_panel():
     import matplotlib.pyplot as plt
 
     from sirr.models.two_stage import TwoStageOutput
-    from sirr.viz import paper_figures as pf
+    from sirr.book import paper_figures as pf
 
     g = torch.Generator().manual_seed(0)
     img = lambda c=3: torch.rand(1, c, 24, 32, generator=g)  # noqa: E731

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 
@@ -96,7 +97,8 @@ def test_load_results_all_seeds_sorted(run):
     assert load_results(run, "abl/none") == []
 
 
-def test_load_or_compute_reuses_then_retrains(run, capsys):
+def test_load_or_compute_reuses_then_retrains(run, caplog):
+    caplog.set_level(logging.INFO)
     calls = []
 
     def compute():
@@ -106,7 +108,7 @@ def test_load_or_compute_reuses_then_retrains(run, capsys):
     a = load_or_compute(run, "exp", compute)
     b = load_or_compute(run, "exp", compute)
     assert a["value"] == b["value"] == 1 and len(calls) == 1
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "computed and stored" in out and "read stored result" in out and "preset smoke" in out
     c = load_or_compute(dataclasses.replace(run, retrain=True), "exp", compute)
     assert c["value"] == 2 and len(calls) == 2
@@ -130,14 +132,15 @@ def test_other_preset_not_reused(run, tmp_path):
     assert load_result(demo, "exp") is None
 
 
-def test_corrupt_result_file(run, capsys):
+def test_corrupt_result_file(run, caplog):
+    caplog.set_level(logging.INFO)
     p = result_path(run, "exp")
     p.parent.mkdir(parents=True)
     p.write_text('{"payload": {"v": 1')  # a half-written file from some other tool
     with pytest.raises(ResultsError, match="not valid JSON.*retrain=True"):
         load_result(run, "exp")
     r = load_or_compute(run, "exp", lambda: {"v": 2})
-    assert r["v"] == 2 and "recomputing" in capsys.readouterr().out
+    assert r["v"] == 2 and "recomputing" in caplog.text
 
 
 def test_crash_mid_write_leaves_no_file(run, monkeypatch):

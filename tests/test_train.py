@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -55,7 +56,8 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-def test_smoke_run_writes_checkpoints_metrics_and_log(tmp_path, capsys):
+def test_smoke_run_writes_checkpoints_metrics_and_log(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     run = resolve("smoke")  # the preset as CI runs it: 64 px, batch 2, 4 + 2 steps, N = 3
     result = train_location_aware(run, tmp_path / "run", photos=photos(), progress=False)
     assert result.steps == 6 and result.resumed_from is None
@@ -72,7 +74,7 @@ def test_smoke_run_writes_checkpoints_metrics_and_log(tmp_path, capsys):
     assert np.isfinite(df["total"]).all()
     log = (result.run_dir / "train.log").read_text()
     assert "loss network: VGG-19 ImageNet, Oxford weights" in log and "real pairs: 0 from step 0" in log
-    assert "RANDOM" not in log and "loss network: VGG-19 ImageNet" in capsys.readouterr().out
+    assert "RANDOM" not in log and "[train] loss network: VGG-19 ImageNet" in caplog.text
     ck = load_checkpoint(result.checkpoint, "la")
     assert ck["vgg_weights"].startswith("VGG-19 ImageNet, Oxford weights") and ck["step"] == 6 and ck["phase"] == "done"
     assert ck["provenance"]["preset"] == "smoke"
@@ -292,7 +294,7 @@ def test_ts_ablation_switches_change_the_losses_and_the_run_folder(tmp_path):
 
 
 def test_train_cli_prints_where_checkpoints_and_metrics_went(tmp_path, capsys):
-    from sirr.train import train_cli
+    from sirr.cli import train_cli
 
     result = train_cli("la", preset="smoke", seed=0, device="cpu", data_root="none", results_dir=None,
                        run_dir=str(tmp_path / "cli"), resume=False,

@@ -29,7 +29,13 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from sirr.config import REPO_ROOT, resolve_device
+from sirr.data.datasets import available_datasets, load_dataset, real_reflection_photos
+from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
+from sirr.methods import get_method
+from sirr.models.location_aware import RELEASE_URL, LocationAware, release_key_map
 from sirr.train.engine import CheckpointError  # one error class for an unusable checkpoint, shared with training
 
 __all__ = [
@@ -75,8 +81,6 @@ class NoCheckpointError(FileNotFoundError):
 
 
 def _how_to_get_weights(method: str) -> str:
-    from sirr.models.location_aware import RELEASE_URL
-
     if method == "la":
         return (f"pass --checkpoint model.pth (the authors' weights, {RELEASE_URL}) or train one with "
                 "'python -m sirr train la --preset demo' (or run notebook 04)")
@@ -84,8 +88,6 @@ def _how_to_get_weights(method: str) -> str:
 
 
 def _runs_dir() -> Path:
-    from sirr.config import REPO_ROOT
-
     return REPO_ROOT / "runs"
 
 
@@ -119,8 +121,6 @@ def identify_checkpoint(path: str | Path) -> str:
     Loaded once with ``torch.load(weights_only=True)``: a file with pickled code is refused
     (:class:`CheckpointError`), as is a file that is none of the three.
     """
-    from sirr.models.location_aware import release_key_map
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
@@ -206,8 +206,6 @@ class Remover:
 
 
 def _as_remover(method: str, model: torch.nn.Module, device: str, checkpoint: Path | None, source: str) -> Remover:
-    from sirr.methods import get_method
-
     model = model.to(device).eval()
     m = get_method(method)
     return Remover(method, lambda x: m.predict(model, x), device, checkpoint, source, model)
@@ -226,8 +224,6 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    from sirr.config import resolve_device
-
     device = resolve_device(device)
     if model is not None:
         return _as_remover(method, model, device, None, "in-memory model")
@@ -246,14 +242,10 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
     if kind == "la_release":
         if method != "la":
             raise CheckpointError(f"{path} is the LA authors' model.pth; use --method la (not {method!r})")
-        from sirr.models.location_aware import LocationAware
-
         return _as_remover("la", LocationAware.from_release(path, map_location="cpu"), device, path,
                            "LA authors' release")
     if kind != method:
         raise CheckpointError(f"{path} is a {kind.upper()} checkpoint, not {method.upper()}; use --method {kind}")
-    from sirr.methods import get_method
-
     return _as_remover(method, get_method(method).load(path, device="cpu"), device, path, "sirr checkpoint")
 
 
@@ -342,8 +334,6 @@ def predict_tiled(fn: Callable[[torch.Tensor], torch.Tensor], img: np.ndarray, d
     quarter of the overlap; for deeper networks (LA's encoder) the seams are small, not zero.
     Only one tile is on the device at a time; the output is accumulated in host memory.
     """
-    from tqdm.auto import tqdm
-
     _check_image(img)
     overlap = default_overlap(tile) if overlap is None else int(overlap)
     if tile < 8 or overlap < 0 or tile <= 2 * overlap:
@@ -412,8 +402,6 @@ def run_on_image(fn: Callable[[torch.Tensor], torch.Tensor], img: np.ndarray, de
 
 def collect_photos(items: Iterable[str | Path]) -> list[Path]:
     """Expand folders into their image files (sorted, by :data:`sirr.data.images.IMAGE_EXTENSIONS`); files are kept as given."""
-    from sirr.data.images import IMAGE_EXTENSIONS
-
     out: list[Path] = []
     for it in items:
         p = Path(it).expanduser()
@@ -433,11 +421,8 @@ def example_photos(folder: str | Path, data_root=None, n: int = 3, max_side: int
     Zhang et al.'s ``real``), used in place -- or, with ``max_side``, as copies shrunk to that longer
     side written into ``folder``. Without them, LA-recipe blends of the packaged sample photos
     (:func:`sirr.data.datasets.real_reflection_photos`' fallback, longer side ``max_side`` or 256) are
-    written as PNGs into ``folder``. It prints which.
+    written as PNGs into ``folder``. It logs which.
     """
-    from sirr.data.datasets import available_datasets, load_dataset, real_reflection_photos
-    from sirr.data.images import read_image, write_image
-
     folder = Path(folder)
     paths: list[Path] = []
     present = available_datasets(data_root)
@@ -449,14 +434,14 @@ def example_photos(folder: str | Path, data_root=None, n: int = 3, max_side: int
         if max_side:
             paths = [write_image(folder / f"{p.stem}.png", _shrink(read_image(p), max_side)) for p in paths]
         if verbose:
-            print(f"example photos: {len(paths)} real photos through glass: {', '.join(p.name for p in paths)}"
-                  + (f" (copies in {folder}, longer side <= {max_side} px)" if max_side else ""))
+            log.info("example photos: %d real photos through glass: %s%s", len(paths), ", ".join(p.name for p in paths),
+                     f" (copies in {folder}, longer side <= {max_side} px)" if max_side else "")
         return paths
     for name, img in real_reflection_photos(data_root, n=n, max_side=max_side or 256, verbose=verbose):
         safe = "".join(c if c.isalnum() or c in "-_+." else "_" for c in name.replace("/", "_"))
         paths.append(write_image(folder / f"{safe}.png", img))
     if verbose:
-        print(f"example photos written to {folder}")
+        log.info("example photos written to %s", folder)
     return paths
 
 
@@ -537,10 +522,6 @@ def remove_photos(photos: Sequence[str | Path] | str | Path, out_dir: str | Path
     written over an input. Photos above ``max_pixels`` pixels, or all photos when ``tile`` is given,
     are processed in overlapping tiles. A tqdm bar shows progress (``progress=False`` hides it).
     """
-    from tqdm.auto import tqdm
-
-    from sirr.data.images import read_image, write_image
-
     if isinstance(photos, (str, Path)):
         photos = [photos]
     paths = collect_photos(photos)

@@ -10,8 +10,8 @@ parameter) recomputes and overwrites. ``experiment`` may contain ``/`` for nesti
      "provenance": sirr.provenance.provenance(run), "config": run.as_dict(),
      "payload": {...}, "images": {"name": "<seed>_<name>.png", ...}}
 
-Writes are atomic (temporary file in the same folder + ``os.replace``), so a crash mid-write never
-leaves a half file under the real name. Small example images are stored beside as
+Writes are atomic (:func:`sirr.atomic.atomic_write`: temporary file in the same folder + ``os.replace``),
+so a crash mid-write never leaves a half file under the real name. Small example images are stored beside as
 ``<seed>_<name>.png`` (8-bit, longer side capped at :data:`IMAGE_MAX_SIDE`).
 
 Checkpoints may be committed only if ≤ 25 MB (:data:`CHECKPOINT_LIMIT_BYTES`);
@@ -23,13 +23,19 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+
+from sirr.atomic import atomic_write_text
+from sirr.data.images import as_hwc, read_image, write_image
+from sirr.metrics import downsize_max_side
+from sirr.provenance import provenance
 
 __all__ = [
     "ResultsError",
@@ -49,6 +55,8 @@ __all__ = [
 
 CHECKPOINT_LIMIT_BYTES = 25 * 1024 * 1024
 IMAGE_MAX_SIDE = 512
+
+log = logging.getLogger(__name__)
 
 
 #: Keys :func:`load_result` adds to a payload; dropped again when such a dict is saved.
@@ -105,7 +113,7 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     try:
-        import pandas as pd
+        import pandas as pd  # optional: not a dependency of sirr (only a caller's DataFrame needs it)
 
         if isinstance(x, pd.DataFrame):
             return _jsonable(x.to_dict(orient="records"))
@@ -113,34 +121,9 @@ def _jsonable(x: Any) -> Any:
             return _jsonable(x.to_dict())
     except ImportError:  # pragma: no cover
         pass
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            return _jsonable(x.detach().cpu().numpy())
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(x, torch.Tensor):
+        return _jsonable(x.detach().cpu().numpy())
     return x
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def _atomic_write_json(path: Path, obj: Any) -> Path:
@@ -148,12 +131,8 @@ def _atomic_write_json(path: Path, obj: Any) -> Path:
 
 
 def _small(img) -> np.ndarray:
-    from sirr.data.images import as_hwc
-
     a = as_hwc(img)
     if max(a.shape[:2]) > IMAGE_MAX_SIDE:
-        from sirr.metrics import downsize_max_side
-
         a = downsize_max_side(a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0), IMAGE_MAX_SIDE)
     return a
 
@@ -164,9 +143,6 @@ def save_result(run, experiment: str, payload: dict, images: dict | None = None,
     ``images`` maps short names to ``HxWx3`` arrays (float [0, 1] or uint8) or ``(1,3,H,W)`` tensors,
     written as ``<seed>_<name>.png`` beside the JSON (longer side ≤ :data:`IMAGE_MAX_SIDE`).
     """
-    from sirr.data.images import write_image
-    from sirr.provenance import provenance
-
     path = result_path(run, experiment, seed)
     s = int(run.seed if seed is None else seed)
     if not isinstance(payload, dict):
@@ -246,8 +222,6 @@ def load_results(run, experiment: str, *, full: bool = False) -> list[dict]:
 
 def load_image(record: dict, name: str) -> np.ndarray:
     """An image stored beside a result (``record`` from :func:`load_result`) as float32 HxWx3."""
-    from sirr.data.images import read_image
-
     paths = record.get("_images") or {}
     if name not in paths:
         raise KeyError(f"result has no image {name!r}; stored: {sorted(paths)}")
@@ -268,13 +242,13 @@ def load_or_compute(run, experiment: str, compute: Callable[[], dict], seed: int
             rec = load_result(run, experiment, seed)
         except ResultsError as e:
             if verbose:
-                print(f"{e}; recomputing")
+                log.warning("%s; recomputing", e)
             rec = None
         if rec is not None:
             if verbose:
                 p = rec["_provenance"]
-                print(f"read stored result {path} (preset {p.get('preset')}, seed {p.get('seed')}, "
-                      f"device {p.get('device')}, commit {p.get('commit')}, {p.get('created')})")
+                log.info("read stored result %s (preset %s, seed %s, device %s, commit %s, %s)", path,
+                         p.get("preset"), p.get("seed"), p.get("device"), p.get("commit"), p.get("created"))
             return rec
     payload = compute()
     if not isinstance(payload, dict):
@@ -282,7 +256,7 @@ def load_or_compute(run, experiment: str, compute: Callable[[], dict], seed: int
     imgs = images() if callable(images) else images
     save_result(run, experiment, payload, images=imgs, seed=seed)
     if verbose:
-        print(f"computed and stored {path}")
+        log.info("computed and stored %s", path)
     return load_result(run, experiment, seed)
 
 
@@ -319,8 +293,6 @@ def register_checkpoint(path: str | os.PathLike, run, name: str, *, limit_bytes:
     Raises :class:`CheckpointTooLarge` above ``limit_bytes`` (store fp16 weights only, or keep the file
     out of git) and ``FileNotFoundError`` when ``path`` does not exist. Returns the manifest entry.
     """
-    from sirr.provenance import provenance
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")

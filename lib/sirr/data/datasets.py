@@ -56,6 +56,8 @@ path that was tried, and where it is published.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -63,10 +65,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import torch
+from skimage.transform import resize
 
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, to_uint8
 from sirr.data.root import DatasetNotFoundError
 from sirr.data.root import find_data_root as _find_data_root
+
+log = logging.getLogger(__name__)
 
 
 def find_data_root(data_root=None):
@@ -316,8 +322,6 @@ class PairDataset(Sequence):
 
 def _resize_to(img: np.ndarray, hw) -> np.ndarray:
     """Some published pairs differ by a pixel or two in size; bring T/R to the blend's size."""
-    from skimage.transform import resize
-
     return resize(img, (hw[0], hw[1], img.shape[2]), order=1, anti_aliasing=True,
                   preserve_range=True).astype(np.float32)
 
@@ -484,8 +488,6 @@ def _spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        import difflib
-
         close = difflib.get_close_matches(str(name), list(DATASETS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownDatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}.{hint}") from None
@@ -667,7 +669,7 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
     """
     out: list[tuple[str, np.ndarray]] = []
     try:
-        import skimage.data as skd
+        import skimage.data as skd  # optional sample photos: a missing package is skipped
 
         for n in _SKIMAGE_PHOTOS:
             try:
@@ -679,6 +681,7 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
     except ImportError:  # pragma: no cover
         pass
     try:
+        # optional, and slow to import (about 1 s)
         from sklearn.datasets import load_sample_images
 
         s = load_sample_images()
@@ -687,7 +690,7 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
     except Exception:  # noqa: BLE001  # pragma: no cover
         pass
     try:
-        import matplotlib.cbook as cbook
+        import matplotlib.cbook as cbook  # optional sample photo
 
         p = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
         out.append(("matplotlib_grace_hopper", to_uint8(read_image(p))))
@@ -701,7 +704,7 @@ def real_training_pairs(data_root=None, max_images: int | None = None, verbose: 
     """The real ``(I, T)`` training pairs of LA Sec. 5 that are present, as one lazily read :class:`PairDataset`.
 
     Concatenates ``sets`` (default :data:`TRAINING_SETS`: IBCLN Nature 200, Zhang et al. 90, ERRNet
-    unaligned 250) in that order; sample names are prefixed with the dataset name. Empty (and it prints so) when none
+    unaligned 250) in that order; sample names are prefixed with the dataset name. Empty (and it logs so) when none
     is under the data root. ``max_images`` caps the total.
     """
     root = find_data_root(data_root)
@@ -719,11 +722,11 @@ def real_training_pairs(data_root=None, max_images: int | None = None, verbose: 
         items = items[: int(max_images)]
     if verbose:
         if items:
-            print(f"real training pairs: {len(items)} from {', '.join(used)} under {root}")
+            log.info("real training pairs: %d from %s under %s", len(items), ", ".join(used), root)
         else:
             where = "no data root" if root is None else f"none under {root}"
-            print(f"real training pairs ({', '.join(sets)}): {where} (published: " + "; ".join(DATASETS[n].url for n in sets)
-                  + ")")
+            log.info("real training pairs (%s): %s (published: %s)", ", ".join(sets), where,
+                     "; ".join(DATASETS[n].url for n in sets))
     return PairDataset(name="real_training_pairs", root=root or Path("."), items=items, has_ground_truth=bool(items))
 
 
@@ -731,7 +734,7 @@ def real_reflection_photos(data_root=None, n: int | None = None, verbose: bool =
                            max_side: int | None = None) -> list[tuple[str, np.ndarray]]:
     """Real photos taken through glass, as ``(name, float32 HxWx3)``: CEILNet real + Zhang et al. 2018 real.
 
-    Without them, LA-synthesised blends (LA Eq. 6 recipe, fixed seed) of the sample photos, printed as such.
+    Without them, LA-synthesised blends (LA Eq. 6 recipe, fixed seed) of the sample photos, logged as such.
     ``max_side`` shrinks each photo (antialiased) so its longer side is at most that many pixels.
     """
     root = find_data_root(data_root)
@@ -750,13 +753,13 @@ def real_reflection_photos(data_root=None, n: int | None = None, verbose: bool =
                 out.append((f"{name}/{it.name}", _cap(read_image(it.I), max_side)))
     if out:
         if verbose:
-            print(f"real reflection photos: {len(out)} from {', '.join(used)} under {root}")
+            log.info("real reflection photos: %d from %s under %s", len(out), ", ".join(used), root)
         return out[:n] if n is not None else out
     out = _synthetic_fallback(n if n is not None else 4, max_side)
     if verbose:
         why = "no data root" if root is None else f"no real reflection photos under {root}"
-        print(f"{why}: using {len(out)} LA-synthesised blends of sample photos "
-              "from scikit-image/scikit-learn/matplotlib (not real reflections)")
+        log.warning("%s: using %d LA-synthesised blends of sample photos "
+                    "from scikit-image/scikit-learn/matplotlib (not real reflections)", why, len(out))
     return out
 
 
@@ -768,8 +771,7 @@ def _cap(img: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def _synthetic_fallback(n: int, max_side: int | None) -> list[tuple[str, np.ndarray]]:
-    import torch
-
+    # pulls in kornia; only this no-data fallback needs it
     from sirr.data.synthesis import synthesize_la
 
     photos = sample_photos()

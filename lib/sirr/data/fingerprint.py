@@ -24,6 +24,7 @@ test (a resize of the whole image); a crop that was also rescaled is not looked 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from sirr.data.images import ImageReadError
 
 __all__ = ["Fingerprint", "fingerprint", "fingerprint_array", "grey_at", "match_scores", "verify",
            "CANDIDATE_THRESHOLD", "REFINE_THRESHOLD", "VERIFY_THRESHOLD", "CROP_SCALES"]
+
+log = logging.getLogger(__name__)
 
 #: Pixel scale of the crop thumbnail (1/8: JPEG decodes it directly from the DCT).
 SCALE = 8
@@ -75,8 +81,6 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 
 def fingerprint_array(grey: np.ndarray) -> Fingerprint:
     """Fingerprint of a grey float image in [0, 1] already at 1/``scale`` of its original size."""
-    from PIL import Image
-
     g = np.array(grey, dtype=np.float32)
     im = Image.fromarray(g, mode="F")
     whole = np.asarray(im.resize((WHOLE_SIDE, WHOLE_SIDE), Image.BOX), dtype=np.float32)
@@ -86,10 +90,6 @@ def fingerprint_array(grey: np.ndarray) -> Fingerprint:
 def grey_at(path: str | os.PathLike, scale: int, draft: bool = True) -> np.ndarray:
     """The image as grey float32 in [0, 1] at 1/``scale`` of its size, box-filtered (with ``draft``,
     JPEGs are decoded at that scale directly from the DCT: faster, slightly different filter)."""
-    from PIL import Image, ImageOps
-
-    from sirr.data.images import ImageReadError
-
     path = Path(path)
     try:
         with Image.open(path) as im:
@@ -117,8 +117,6 @@ def fingerprint(path: str | os.PathLike) -> Fingerprint:
 
 
 def _resized(t: np.ndarray, s: float) -> np.ndarray:
-    from PIL import Image
-
     hw = (max(1, round(t.shape[0] * s)), max(1, round(t.shape[1] * s)))
     if hw == t.shape:
         return t
@@ -189,7 +187,7 @@ def verify(test: np.ndarray, pool: np.ndarray) -> float:
     """Exact check of one candidate pair on grey images at 1/:data:`VERIFY_SCALE` (same filter on
     both): the best NCC of ``test`` as a crop of ``pool`` (when it fits; windows of ``pool`` that are
     nearly flat are ignored) or of the two whole frames squashed to 64x64 (a resize)."""
-    from PIL import Image
+    # slow to import (about 2 s) and needed only for the few candidate pairs of a cold pool check
     from scipy.ndimage import uniform_filter
     from skimage.feature import match_template
 

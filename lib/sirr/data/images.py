@@ -20,7 +20,7 @@ the cause: empty file, truncated/corrupt PNG or JPEG, a non-image with an image 
 image larger than :data:`MAX_PIXELS` (a decompression bomb or simply a photo too large to hold at
 once: it points at ``sirr remove --tile``). :func:`image_size` reads only the header.
 
-:func:`write_image` writes atomically (temporary file + ``os.replace``) and refuses to write over a
+:func:`write_image` writes atomically (:func:`sirr.atomic.atomic_write`) and refuses to write over a
 protected input (:class:`OutputWouldOverwriteInput`). Existing non-protected files are overwritten
 by default (``overwrite=True``): the CLI writes ``<stem>_<method>.png`` into an output folder and
 rerunning it should refresh those files; pass ``overwrite=False`` to refuse instead.
@@ -29,11 +29,16 @@ rerunning it should refresh those files; pass ``overwrite=False`` to refuse inst
 from __future__ import annotations
 
 import os
-import tempfile
+import struct
+import zlib
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sirr.atomic import atomic_write
 
 __all__ = [
     "ImageReadError",
@@ -86,8 +91,6 @@ def _max_pixels(max_pixels: int | None) -> int:
 
 def _open(path: Path, max_pixels: int):
     """Open with PIL, turning every failure into a one-line :class:`ImageReadError`."""
-    from PIL import Image, UnidentifiedImageError
-
     if not path.exists():
         raise FileNotFoundError(f"image {str(path)!r} does not exist")
     if path.is_dir():
@@ -211,9 +214,6 @@ def _read_16bit_png(path: Path) -> np.ndarray | None:
     Returns float32 HxWx3 in [0, 1] (alpha composited on white), or ``None`` when the file is not
     such a PNG (interlaced, or too large for this decoder: see :data:`PNG16_DECODE_MAX_PIXELS`).
     """
-    import struct
-    import zlib
-
     data = path.read_bytes()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
@@ -266,8 +266,6 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
     Raises :class:`ImageReadError` (one line naming the file and cause) for unreadable files and
     :class:`ImageTooLargeError` above ``max_pixels`` (default :data:`MAX_PIXELS`).
     """
-    from PIL import ImageOps
-
     path = Path(path)
     im = _open(path, _max_pixels(max_pixels))
     try:
@@ -279,8 +277,6 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
             pass
         try:
             if fmt == "PNG":  # PIL's decoder ignores chunk checksums: verify them first
-                from PIL import Image
-
                 with Image.open(path) as chk:
                     chk.verify()
             arr = None
@@ -327,8 +323,6 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 def as_hwc(img) -> np.ndarray:
     """A ``(1,3,H,W)`` / ``(3,H,W)`` tensor or an ``HxW`` / ``HxWxC`` array as an ``HxWxC`` numpy array
     (grey copied to three channels; dtype and values kept)."""
-    import torch
-
     if isinstance(img, torch.Tensor):
         img = to_image(img)
     a = np.asarray(img)
@@ -339,8 +333,6 @@ def as_hwc(img) -> np.ndarray:
 
 def to_tensor(arr, device=None):
     """``H x W x 3`` (or ``H x W``) array, uint8 or float in [0, 1] -> float32 tensor ``(1, 3, H, W)``."""
-    import torch
-
     if isinstance(arr, torch.Tensor):
         t = arr.float()
         if t.ndim == 3:
@@ -361,8 +353,6 @@ def to_tensor(arr, device=None):
 
 def to_image(t) -> np.ndarray:
     """Tensor ``(1, 3, H, W)`` or ``(3, H, W)`` -> ``H x W x 3`` float32 numpy array (values unchanged)."""
-    import torch
-
     if isinstance(t, np.ndarray):
         if t.ndim == 4 or (t.ndim == 3 and t.shape[0] in (1, 3) and t.shape[2] not in (1, 3)):
             t = torch.from_numpy(np.ascontiguousarray(t))  # (1,3,H,W) / (3,H,W) arrays: channels first
@@ -402,8 +392,6 @@ def write_image(path: str | os.PathLike, img, *, protect: Iterable[str | os.Path
     Raises :class:`OutputWouldOverwriteInput` when ``path`` is one of ``protect`` (same resolved path,
     symlink or hard link) or, with ``overwrite=False``, when ``path`` already exists. Returns the path.
     """
-    from PIL import Image
-
     path = Path(path)
     for p in protect:
         if _same_file(path, Path(p)):
@@ -421,21 +409,13 @@ def write_image(path: str | os.PathLike, img, *, protect: Iterable[str | os.Path
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ValueError(f"cannot write {str(path)!r}: expected an HxWx3 image, got shape {a.shape}")
     a = to_uint8(a[..., :3])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            kw = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            Image.fromarray(a, "RGB").save(f, format=fmt, **kw)
-        if path.exists() and any(_same_file(path, Path(p)) for p in protect):  # re-check right before rename
+    kw = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+
+    def recheck() -> None:  # right before the rename: an input may have appeared under this name meanwhile
+        if path.exists() and any(_same_file(path, Path(p)) for p in protect):
             raise OutputWouldOverwriteInput(f"refusing to write {str(path)!r}: it is one of the inputs")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(path, lambda fh: Image.fromarray(a, "RGB").save(fh, format=fmt, **kw), before_replace=recheck)
     return path
 
 

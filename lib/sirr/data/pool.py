@@ -40,15 +40,15 @@ from pathlib import Path
 
 import numpy as np
 
+from sirr.atomic import atomic_write_text
 from sirr.data import fingerprint as fp
 from sirr.data.datasets import TEST_SETS, sample_photos, test_ground_truths, test_source_ids
 from sirr.data.images import IMAGE_EXTENSIONS, read_image_uint8
 from sirr.data.root import find_data_root
-from sirr.results import atomic_write_text
 
 __all__ = ["PoolPhoto", "Exclusion", "PhotoPool", "build_pool", "natural_photos", "POOL_SOURCES", "cache_dir"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Where each source lives under the data root (first existing folder wins) and its file pattern.
 POOL_SOURCES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -128,6 +128,12 @@ class PhotoPool(Sequence):
             raise ValueError(f"max_images must be >= 0, got {n}")
         arrays = self._arrays[: int(n)] if self._arrays is not None else None
         return PhotoPool(self.photos[: int(n)], self.excluded, self.root, arrays, self.tests)
+
+    def select(self, indices: Sequence[int]) -> PhotoPool:
+        """The photos at ``indices`` (in that order), same exclusions (e.g. a held-out validation part)."""
+        idx = [int(i) for i in indices]
+        arrays = [self._arrays[i] for i in idx] if self._arrays is not None else None
+        return PhotoPool([self.photos[i] for i in idx], self.excluded, self.root, arrays, self.tests)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -282,24 +288,22 @@ def _checked(root: Path, kept: list[PoolPhoto], tests: list[tuple[str, Path]],
         try:
             content = [Exclusion(**e) for e in json.loads(cache.read_text())["content"]]
         except (OSError, ValueError, TypeError, KeyError):
-            logger.warning("ignoring unreadable pool cache %s", cache)
+            log.warning("ignoring unreadable pool cache %s", cache)
     if content is None:
-        logger.info("checking %d pool photos against %d test ground truths by content (cached afterwards in %s)",
+        log.info("checking %d pool photos against %d test ground truths by content (cached afterwards in %s)",
                     len(kept), len(tests), cache)
         content = _content_matches(kept, tests)
         if use_cache:
             try:
                 atomic_write_text(cache, json.dumps({"root": str(root), "content": [asdict(e) for e in content]}))
             except OSError as exc:  # a read-only home: the check is simply redone next time
-                logger.warning("could not write the pool cache %s: %s", cache, exc)
+                log.warning("could not write the pool cache %s: %s", cache, exc)
     drop = {e.name for e in content}
     return [p for p in kept if p.name not in drop], content
 
 
 def _say(verbose: bool, line: str) -> None:
-    logger.info(line)
-    if verbose:
-        print(line)
+    log.log(logging.INFO if verbose else logging.DEBUG, line)
 
 
 def natural_photos(data_root=None, verbose: bool = True, max_images: int | None = None) -> PhotoPool:

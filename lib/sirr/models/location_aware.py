@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sirr.models.padding import pad_to_multiple
+
 __all__ = [
     "LocationAwareInputError",
     "ReleaseCheckpointError",
@@ -376,16 +378,6 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad right/bottom to a multiple of ``multiple``: reflect, or replicate where a side is too small to reflect."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
 class LocationAware(nn.Module):
     """Location-aware SIRR network (LA Sec. 3, Fig. 2): N recurrent iterations of G_R (Eq. 2) then G_T (Eq. 3).
 
@@ -559,7 +551,7 @@ class LocationAware(nn.Module):
             raise LocationAwareInputError(f"LocationAware got an empty batch or image: {tuple(I.shape)}")
         H, W = I.shape[-2:]
         sizes = ((H, W), (math.ceil(H / 2), math.ceil(W / 2)), (math.ceil(H / 4), math.ceil(W / 4)))
-        x = _pad_to_multiple(I, 8)
+        x = pad_to_multiple(I, 8)
         b, _, hp, wp = x.shape
         h = x.new_zeros(b, HIDDEN_CHANNELS, hp, wp)
         c = torch.zeros_like(h)

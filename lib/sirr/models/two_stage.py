@@ -20,10 +20,11 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from kornia.color import rgb_to_grayscale
 from kornia.filters import filter2d, spatial_gradient
 from torch import nn
+
+from sirr.models.padding import pad_to_multiple
 
 __all__ = [
     "TwoStageInputError",
@@ -82,16 +83,6 @@ def _check_image(x: Any, name: str, channels: int | tuple[int, ...] = 3) -> None
         raise TwoStageInputError(f"{name} expects a floating-point image in [0, 1]; got dtype {x.dtype}")
     if x.numel() == 0:
         raise TwoStageInputError(f"{name} got an empty tensor of shape {tuple(x.shape)}")
-
-
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad right/bottom to a multiple of ``multiple``: reflect, or replicate where a side is too small to reflect."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -241,7 +232,7 @@ class UNet(nn.Module):
         """(B, in_channels, H, W) → (B, out_channels, H, W) in (0, 1)."""
         _check_image(x, "UNet", self.in_channels)
         h, w = x.shape[-2:]
-        x = _pad_to_multiple(x, MULTIPLE)
+        x = pad_to_multiple(x, MULTIPLE)
         if self.training and x.shape[0] * (x.shape[-2] // MULTIPLE) * (x.shape[-1] // MULTIPLE) == 1:
             raise TwoStageInputError(
                 f"UNet in training mode got one {h}x{w} image, which leaves a single value per channel at the "
