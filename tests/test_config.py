@@ -10,8 +10,8 @@ from sirr.config import PRESETS, ConfigError, get_preset, resolve
 from sirr.data.root import DataRootError, find_data_root
 
 
-def test_presets_are_the_three_named_ones_and_frozen():
-    assert list(PRESETS) == ["smoke", "demo", "paper"]
+def test_presets_are_the_four_named_ones_and_frozen():
+    assert list(PRESETS) == ["smoke", "cpu", "demo", "paper"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         PRESETS["smoke"].device = "cuda"  # type: ignore[misc]
 
@@ -41,7 +41,7 @@ def test_bad_vgg_weights_error_lists_the_choices():
 
 
 def test_unknown_preset_names_the_valid_ones_and_suggests():
-    with pytest.raises(ConfigError, match=r"unknown preset 'demoo'.*smoke, demo, paper.*Did you mean 'demo'"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'demoo'.*smoke, cpu, demo, paper.*Did you mean 'demo'"):
         get_preset("demoo")
 
 

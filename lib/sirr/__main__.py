@@ -7,12 +7,15 @@ line (``sirr: error: ...``) with exit status 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from sirr.config import PRESETS
+
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="smoke", help="smoke | demo | paper (default: smoke)")
+    p.add_argument("--preset", default="smoke", help=f"{' | '.join(PRESETS)} (default: smoke)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu | cuda | auto (default: the preset's)")
     p.add_argument("--data-root", default=None, help="data root (default: $SIRR_DATA, else ../shared/data)")
@@ -96,8 +99,21 @@ def _data_inventory(data_root) -> str:
     return "\n".join(lines)
 
 
+def _configure_logging() -> None:
+    """Show the library's INFO messages (``sirr.*`` loggers) on stderr, one plain line each -- unless the
+    caller (an application, pytest) already configured logging."""
+    sirr_log = logging.getLogger("sirr")
+    if logging.getLogger().handlers or sirr_log.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    sirr_log.addHandler(handler)
+    sirr_log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging()
     try:
         if args.verb == "info":
             from sirr.config import resolve
@@ -116,13 +132,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"book: {out}")
             return 0
         if args.verb == "bench":
-            from sirr.bench import run_bench
+            from sirr.book.bench import run_bench
 
             run_bench(device=args.device, sizes=args.sizes, repeats=args.repeats, out=args.out,
                       train=not args.no_train)
             return 0
         if args.verb == "train":
-            from sirr.train import train_cli
+            from sirr.cli import train_cli
 
             train_cli(method=args.method, preset=args.preset, seed=args.seed, device=args.device,
                       data_root=args.data_root, results_dir=args.results_dir, run_dir=args.run_dir,

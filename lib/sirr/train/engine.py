@@ -22,14 +22,15 @@ uninterrupted run bit for bit (tested, including a SIGKILL mid-run).
 
 Checkpoints contain only tensors and primitive containers (RNG states converted to tensors/lists) so
 that :func:`load_checkpoint` can use ``torch.load(..., weights_only=True)``; a file with pickled code is
-refused with one line. Writes go to a temporary file in the same folder, are fsynced and renamed with
-``os.replace`` — a crash mid-write never leaves a half file under the real name.
+refused with one line. Writes go through :func:`sirr.atomic.atomic_write` (a temporary file in the same
+folder, fsynced and renamed with ``os.replace``) — a crash mid-write never leaves a half file under the real name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import pickle
 import random
@@ -43,6 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sirr.atomic import atomic_write, atomic_write_text
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CUDA_DETERMINISM_NOTES",
@@ -55,7 +58,10 @@ __all__ = [
     "TrainResult",
     "Job",
     "Phase",
+    "Precision",
     "fit",
+    "cpu_has_native_bf16",
+    "resolve_precision",
     "atomic_torch_save",
     "capture_rng",
     "configure_determinism",
@@ -68,6 +74,8 @@ __all__ = [
     "setup_distributed",
     "variant_name",
 ]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "sirr-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -84,9 +92,9 @@ guaranteed to be bitwise identical on a GPU, because:
   module and by the 1/2, 1/4 perceptual targets) has no deterministic CUDA kernel and accumulates with
   atomicAdd; PyTorch warns once ("...does not have a deterministic implementation") and runs it anyway
   (warn_only=True), so gradients differ in the last bits from run to run;
-- bf16 autocast (preset la.amp_bf16 / ts.amp_bf16, on by default for CUDA) rounds activations to
+- bf16 autocast (preset la.precision / ts.precision "auto", i.e. bf16 on CUDA) rounds activations to
   8 mantissa bits, so the GPU result differs from the fp32 CPU result by far more than the last bit,
-  and the atomics above are then amplified; set la__amp_bf16=False / ts__amp_bf16=False for fp32;
+  and the atomics above are then amplified; set la__precision="fp32" / ts__precision="fp32" for fp32;
 - cuDNN/cuBLAS pick algorithms per GPU model, driver and library version: different cards (an H100
   and an H200, say) give different bits even when each is deterministic with itself;
 - under torchrun with NCCL, the all-reduce order depends on the topology (ring/tree), so the sum of
@@ -97,6 +105,57 @@ CPU path (the `smoke` preset, CI) is bitwise reproducible and is what the tests 
 OMP_NUM_THREADS): a different thread count splits reductions differently and changes the last bits.
 These notes were written from PyTorch's documentation; no GPU run was measured for them.
 """
+
+
+# ------------------------------------------------------------------------------------------------
+# Precision: bf16 autocast where the hardware computes in bf16, fp32 elsewhere
+# ------------------------------------------------------------------------------------------------
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU has bf16 arithmetic (AVX-512 BF16 or AMX, read from ``/proc/cpuinfo``; False elsewhere).
+
+    Without it PyTorch emulates bf16 on the CPU and autocast is slower than fp32.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a network runs: ``autocast`` in bf16 or not, and channels_last memory format or not."""
+
+    name: str  # "fp32" or "bf16"
+    autocast: bool
+    channels_last: bool
+
+    def context(self, device_type: str):
+        """``torch.autocast`` in bf16 when :attr:`autocast`, else a no-op context."""
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.autocast)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory format this precision runs in (4-D tensors only)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def describe(self) -> str:
+        return "bf16 autocast + channels_last" if self.autocast and self.channels_last else (
+            "bf16 autocast" if self.autocast else "fp32")
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> Precision:
+    """``"auto"``: bf16 autocast on CUDA, bf16 autocast + channels_last on a CPU with native bf16
+    (:func:`cpu_has_native_bf16`), fp32 elsewhere; ``"fp32"`` / ``"bf16"`` force one."""
+    kind = torch.device(device).type
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16'; got {precision!r}")
+    if precision == "auto":
+        precision = "bf16" if kind == "cuda" or (kind == "cpu" and cpu_has_native_bf16()) else "fp32"
+    if precision == "fp32":
+        return Precision("fp32", autocast=False, channels_last=False)
+    return Precision("bf16", autocast=True, channels_last=kind == "cpu")
 
 
 class CheckpointError(ValueError):
@@ -241,35 +300,9 @@ def setup_distributed(device: str) -> Distributed:
 # ------------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path.tmp`` in the same folder, fsync, then ``os.replace`` onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
+    """``torch.save`` through :func:`sirr.atomic.atomic_write` (temporary beside ``path``, fsync, ``os.replace``)."""
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def plain(obj: Any) -> Any:
@@ -372,7 +405,8 @@ def default_run_dir(run: Any, method: str, variant: str = "full") -> Path:
 
 
 class RunLog:
-    """Notes a run must not hide (VGG fallback, synthetic-only data, resume): printed and kept in ``train.log``."""
+    """Notes a run must not hide (VGG fallback, synthetic-only data, resume): kept in ``notes`` and
+    ``train.log`` and echoed through logging (INFO on ``sirr.train.engine``)."""
 
     def __init__(self, run_dir: Path, enabled: bool = True, echo: bool = True) -> None:
         self.path = Path(run_dir) / "train.log"
@@ -385,7 +419,7 @@ class RunLog:
         if not self.enabled:
             return
         if self.echo:
-            print(f"[train] {message}", flush=True)
+            log.info("[train] %s", message)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -416,9 +450,7 @@ class MetricsLog:
                     continue
                 if isinstance(rec, dict) and int(rec.get("step", 0)) <= resume_step:
                     kept.append(line)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(k + "\n" for k in kept))
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
@@ -477,6 +509,7 @@ class TrainResult:
     resumed_from: int | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    progress: dict[str, Any] = field(default_factory=dict)  # steps, seconds and samples per phase (fit's record)
 
     def __repr__(self) -> str:
         resumed = f", resumed_from={self.resumed_from}" if self.resumed_from is not None else ""
@@ -631,20 +664,23 @@ class Session:
 @dataclass(frozen=True)
 class Phase:
     """A stretch of training with one name and learning rate (LA: ``train`` then ``fine_tune``;
-    TS: ``stage1`` then ``stage2``)."""
+    TS: ``stage1`` then ``stage2``): at most ``steps`` steps and, when set, at most ``seconds`` of wall time."""
 
     name: str
     steps: int
     lr: float
+    seconds: float | None = None
 
 
 class Job:
     """What one method's training brings to :func:`fit`: its models, optimisers and data, built for a run.
 
     Subclasses (:class:`sirr.train.location_aware.LATraining`, :class:`sirr.train.two_stage.TSTraining`)
-    set ``model``, ``phases``, ``compat``, ``log_every``, ``checkpoint_every`` and implement
+    set ``model``, ``phases``, ``compat``, ``log_every``, ``checkpoint_every``, ``batch_size`` and implement
     :meth:`batch` and :meth:`step` (one optimisation step: ``la_step`` / ``ts_step``), and say what a
-    checkpoint holds (:meth:`states`, :meth:`per_rank`, :meth:`restore`, :meth:`meta`).
+    checkpoint holds (:meth:`states`, :meth:`per_rank`, :meth:`restore`, :meth:`meta`). A job with a
+    ``validation`` set (:class:`sirr.train.validation.ValidationSet`) is scored every ``validate_every``
+    steps and at the end of each phase through :meth:`predict`.
     """
 
     kind: str
@@ -653,7 +689,10 @@ class Job:
     compat: dict[str, Any]
     log_every: int
     checkpoint_every: int
+    batch_size: int
     vgg_note: str
+    validation: Any = None
+    validate_every: int = 0
 
     def restore(self, ck: dict[str, Any], mine: dict[str, Any]) -> None:
         """Load model, optimiser and data-stream state from a checkpoint (``mine``: this rank's part)."""
@@ -669,6 +708,10 @@ class Job:
         raise NotImplementedError
 
     def step(self, phase: Phase, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def predict(self, phase: Phase, I: torch.Tensor) -> torch.Tensor:
+        """The current estimate of the transmission of ``I`` (for the validation set; called under no_grad)."""
         raise NotImplementedError
 
     def before_save(self) -> None:
@@ -687,49 +730,128 @@ class Job:
         return f"{self.kind.upper()}: " + " + ".join(f"{p.steps} {p.name} steps" for p in self.phases)
 
 
+def split_budget(budget_s: float | None, steps: list[int]) -> list[float | None]:
+    """A method's wall-clock budget shared by its phases in proportion to their step counts."""
+    if budget_s is None:
+        return [None] * len(steps)
+    total = sum(steps)
+    return [float(budget_s) * n / total if total else 0.0 for n in steps]
+
+
+def _phase_progress(ck: dict[str, Any], phases: list[Phase]) -> tuple[dict[str, int], dict[str, float], set[str]]:
+    """Steps and seconds spent in each phase, and the phases its time budget ended, as a checkpoint records
+    them (a checkpoint without the record — written before budgets existed — is split by the step counts)."""
+    if "phase_steps" in ck:
+        return ({p.name: int(ck["phase_steps"].get(p.name, 0)) for p in phases},
+                {p.name: float(ck["phase_seconds"].get(p.name, 0.0)) for p in phases},
+                set(ck.get("phases_out_of_time", [])))
+    left, steps = int(ck["step"]), {}
+    for p in phases:
+        steps[p.name] = min(p.steps, left)
+        left -= steps[p.name]
+    return steps, {p.name: 0.0 for p in phases}, set()
+
+
 def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResult:
     """Run (or resume) ``job`` to the end of its phases: one step at a time, logging every
-    ``job.log_every`` steps and checkpointing every ``job.checkpoint_every`` steps and at the end of
-    each phase; returns the :class:`TrainResult`."""
-    total = sum(p.steps for p in job.phases)
-    ends, phase_of = set(), []
-    for p in job.phases:
-        phase_of += [p] * p.steps
-        ends.add(len(phase_of))
+    ``job.log_every`` steps, checkpointing every ``job.checkpoint_every`` steps and at the end of each
+    phase, scoring the validation set (if any) every ``job.validate_every`` steps; a phase with a time
+    budget (``Phase.seconds``) ends at the first step boundary where one more step would pass it.
+    Returns the :class:`TrainResult`."""
+    cap = sum(p.steps for p in job.phases)
+    budgeted = any(p.seconds is not None for p in job.phases)
     ck = session.load_last(job.compat)
+    done = {p.name: 0 for p in job.phases}
+    spent = {p.name: 0.0 for p in job.phases}
+    out_of_time: set[str] = set()  # phases their time budget ended
     start, last = 0, {}
     if ck is not None:
         mine = ck["per_rank"][session.dist.rank]
         job.restore(ck, mine)
         restore_rng(mine["rng"], session.device)
         start, last = int(ck["step"]), dict(ck.get("losses", {}))
-        if start > total:
-            raise CheckpointError(f"{session.last_path} is at step {start}, past the {total} steps asked; pass "
+        if start > cap:
+            raise CheckpointError(f"{session.last_path} is at step {start}, past the {cap} steps asked; pass "
                                   "resume=False or more steps")
+        done, spent, out_of_time = _phase_progress(ck, job.phases)
     session.open_metrics(start if ck is not None else None)
     job.wrap(session.dist)
     fixed = job.batch(job.phases[0]) if overfit_batch else None
-    bar = progress_bar(total, start, session.progress, desc=f"{job.kind.upper()} {session.run.preset.name}")
+    bar = progress_bar(None if budgeted else cap, start, session.progress,
+                       desc=f"{job.kind.upper()} {session.run.preset.name}")
+    samples_per_step = job.batch_size * session.dist.world_size
+    step = start
+    closed = {p.name for p in job.phases if done[p.name] >= p.steps or p.name in out_of_time}
+
+    def record() -> dict[str, Any]:
+        return {"phase_steps": dict(done), "phase_seconds": {k: round(v, 3) for k, v in spent.items()},
+                "phases_out_of_time": sorted(out_of_time), "samples_seen": step * samples_per_step,
+                "time_budget_s": {p.name: p.seconds for p in job.phases}}
+
     job.model.train()
     try:
-        for step in range(start, total):
-            phase = phase_of[step]
-            job.set_phase(phase)
-            vals = job.step(phase, fixed if fixed is not None else job.batch(phase))
-            done = step + 1
-            bar.update(1)
-            if done % job.log_every == 0 or done in ends:  # and the last step of each phase
-                last = vals
-                session.metrics.write({"step": done, "phase": phase.name, "lr": phase.lr, **vals,
-                                       "seconds": round(session.elapsed(), 3), "vgg_weights": job.vgg_note})
-                bar.set_postfix(phase=phase.name, loss=f"{vals['total']:.4f}")
-            if done % job.checkpoint_every == 0 or done in ends:
+        for phase in job.phases:
+            if phase.name in closed:
+                continue
+            mean_s = None  # running mean of one iteration's wall time (step, logging, checkpoint, validation)
+            while done[phase.name] < phase.steps:
+                if phase.seconds is not None and mean_s is not None and spent[phase.name] + mean_s > phase.seconds:
+                    break
+                t0 = time.perf_counter()
+                job.set_phase(phase)
+                vals = job.step(phase, fixed if fixed is not None else job.batch(phase))
+                done[phase.name] += 1
+                step += 1
+                bar.update(1)
+                took = time.perf_counter() - t0
+                timed_out = phase.seconds is not None and done[phase.name] < phase.steps and (
+                    spent[phase.name] + 2 * took > phase.seconds)
+                ends = done[phase.name] == phase.steps or timed_out
+                if step % job.log_every == 0 or ends:  # and the last step of each phase
+                    last = vals
+                    session.metrics.write({"step": step, "phase": phase.name, "lr": phase.lr, **vals,
+                                           "seconds": round(session.elapsed(), 3), "vgg_weights": job.vgg_note})
+                    bar.set_postfix(phase=phase.name, loss=f"{vals['total']:.4f}")
+                if job.validation is not None and (step % job.validate_every == 0 or ends):
+                    job.model.eval()
+                    scores = job.validation.score(lambda x, ph=phase: job.predict(ph, x))
+                    job.model.train()
+                    job.set_phase(phase)
+                    session.metrics.write({"step": step, "phase": phase.name, "validation": True, **scores,
+                                           "seconds": round(session.elapsed(), 3)})
+                spent[phase.name] += time.perf_counter() - t0
+                if ends:
+                    closed.add(phase.name)
+                    if timed_out:
+                        out_of_time.add(phase.name)
+                if step % job.checkpoint_every == 0 or ends:
+                    finished = len(closed) == len(job.phases)
+                    job.before_save()
+                    t1 = time.perf_counter()
+                    meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": cap,
+                            "notes": session.log.notes, **record()}
+                    session.save(step, "done" if finished else phase.name, job.states(), job.per_rank(), meta,
+                                 job.compat, final_model={"model": job.model.state_dict()} if finished else None)
+                    spent[phase.name] += time.perf_counter() - t1
+                took = time.perf_counter() - t0
+                mean_s = took if mean_s is None else 0.8 * mean_s + 0.2 * took
+                if ends:
+                    break
+            if phase.name not in closed:  # the budget ran out before the next step: close the phase and save
+                closed.add(phase.name)
+                out_of_time.add(phase.name)
+                finished = len(closed) == len(job.phases)
                 job.before_save()
-                meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": total,
-                        "notes": session.log.notes}
-                session.save(done, "done" if done == total else phase.name, job.states(), job.per_rank(), meta,
-                             job.compat, final_model={"model": job.model.state_dict()} if done == total else None)
+                meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": cap,
+                        "notes": session.log.notes, **record()}
+                session.save(step, "done" if finished else phase.name, job.states(), job.per_rank(), meta,
+                             job.compat, final_model={"model": job.model.state_dict()} if finished else None)
+            if phase.seconds is not None:
+                session.log(f"{phase.name}: {done[phase.name]} steps ({done[phase.name] * samples_per_step} samples) "
+                            f"in {spent[phase.name]:.0f} s of a {phase.seconds:.0f} s budget")
     finally:
         bar.close()
     job.before_save()
-    return session.result(job.model, job.summary(), steps=total, start=start, resumed=ck is not None, losses=last)
+    result = session.result(job.model, job.summary(), steps=step, start=start, resumed=ck is not None, losses=last)
+    result.progress = record()
+    return result

@@ -13,7 +13,9 @@ The paper's recipe (``paper`` preset; ``demo`` and ``smoke`` scale it down):
   with real pairs at ``la.synthetic_fraction`` when real training pairs exist under the data root.
 
 One step: G forward → one discriminator update on the detached T̂_N → one generator update on
-Eq. 15 with the updated (frozen) D. bf16 autocast on CUDA when ``la.amp_bf16``.
+Eq. 15 with the updated (frozen) D. ``la.precision`` picks fp32 or bf16 autocast (+ channels_last on
+the CPU; :func:`sirr.train.engine.resolve_precision`); ``la.time_budget_s`` bounds the wall time, and a
+preset ``validation`` set is held out of the pool and scored every ``la.validate_every`` steps.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ from sirr.train.engine import (
     default_run_dir,
     fit,
     load_checkpoint,
+    resolve_precision,
+    split_budget,
     variant_name,
 )
+from sirr.train.validation import ValidationSet, hold_out
 
 __all__ = ["train_location_aware", "load_location_aware", "LATraining", "la_step", "RealPairSampler", "la_model_kwargs"]
 
@@ -128,13 +133,20 @@ class LATraining(Job):
         cfg = self.cfg = run.preset.la
         log, dist, device = session.log, session.dist, session.device
         self.device, self.dist = device, dist
-        self.phases = [Phase("train", steps, cfg.lr), Phase("fine_tune", fine_tune_steps, cfg.fine_tune_lr)]
-        self.log_every, self.checkpoint_every = cfg.log_every, cfg.checkpoint_every
+        budgets = split_budget(cfg.time_budget_s, [steps, fine_tune_steps])
+        self.phases = [Phase("train", steps, cfg.lr, budgets[0]),
+                       Phase("fine_tune", fine_tune_steps, cfg.fine_tune_lr, budgets[1])]
+        self.log_every, self.checkpoint_every, self.batch_size = cfg.log_every, cfg.checkpoint_every, cfg.batch_size
+        self.precision = resolve_precision(cfg.precision, device)
+        self.amp = self.precision.autocast
         mk = self.model_kwargs = la_model_kwargs(run, model_kwargs)
         lk = self.loss_kwargs = dict(loss_kwargs or {})
         gen = torch.Generator().manual_seed(run.seed)
         self.model = LocationAware(**mk, generator=gen).to(device)
         self.disc = LocationAwareDiscriminator(generator=gen).to(device)
+        if self.precision.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            self.disc.to(memory_format=torch.channels_last)
         self.loss_fn = LocationAwareLoss(vgg_weights=run.preset.vgg_weights, **lk).to(device)
         vgg = self.loss_fn.vgg
         self.vgg_note = vgg.description if vgg is not None else "none (L_P off)"  # in logs, checkpoints, results
@@ -151,6 +163,20 @@ class LATraining(Job):
             photos = _default_photos(run)
         if hasattr(photos, "summary"):
             log(photos.summary())
+        val = run.preset.validation
+        self.validation = None
+        if val.photos:
+            photos, held = hold_out(photos, val.photos)
+            self.validation = ValidationSet(held, "la", val.size, device)
+            self.validation_photos = list(self.validation.names)
+            self.validate_every = cfg.validate_every
+            log(f"validation: {len(held)} photos held out of the training pool, {len(held)} LA triples at "
+                f"{val.size} px (identity PSNR {self.validation.identity_psnr:.2f} dB), scored every "
+                f"{cfg.validate_every} steps")
+        log(f"precision: {self.precision.describe()}"
+            + (f"; time budget {cfg.time_budget_s:.0f} s" if cfg.time_budget_s else ""))
+        # what the network learns from, for manifests: the pool after the validation hold-out
+        self.pool_record = photos.describe() if hasattr(photos, "describe") else {"size": len(photos)}
         self.synth = ReflectionSynthesizer(photos, recipe="la", size=cfg.crop, device=device, seed=run.seed + dist.rank)
         if real_pairs is None:
             real_pairs = _real_training_pairs(run, ALIGNED_REAL_SETS)
@@ -171,7 +197,8 @@ class LATraining(Job):
                        "photos": len(self.synth), "real_pairs": len(self.real) if self.real else 0,
                        "fine_tune_pairs": len(self.real_ft) if self.real_ft else 0, "vgg_weights": self.vgg_note,
                        "overfit_batch": overfit_batch}
-        self.amp = device.type == "cuda" and cfg.amp_bf16
+        if cfg.time_budget_s is not None or val.photos:  # old checkpoints stay resumable without these keys
+            self.compat.update(time_budget_s=cfg.time_budget_s, validation_photos=val.photos)
         self.clip = mk.get("laplacian_grad_clip")
         self.model_t, self.disc_t = self.model, self.disc  # DDP-wrapped by wrap() under torchrun
 
@@ -226,6 +253,10 @@ class LATraining(Job):
     def step(self, phase: Phase, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         return la_step(self, batch)
 
+    def predict(self, phase: Phase, I: torch.Tensor) -> torch.Tensor:
+        with self.precision.context(self.device.type):
+            return self.model(self.precision.prepare(I)).transmission
+
     def states(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "discriminator": self.disc.state_dict(),
                 "optimizer": self.opt.state_dict(), "optimizer_d": self.opt_d.state_dict()}
@@ -239,7 +270,8 @@ class LATraining(Job):
         return out
 
     def meta(self) -> dict[str, Any]:
-        return {"model_kwargs": self.model_kwargs, "loss_kwargs": self.loss_kwargs}
+        return {"model_kwargs": self.model_kwargs, "loss_kwargs": self.loss_kwargs, "pool": self.pool_record,
+                "validation_photos": getattr(self, "validation_photos", []), "precision": self.precision.describe()}
 
     def summary(self) -> str:
         return f"LA: {sum(p.steps for p in self.phases)} steps"
@@ -247,7 +279,7 @@ class LATraining(Job):
 
 def la_step(job: LATraining, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """One LA update (Sec. 5): the discriminator on the detached T̂_N, then G on Eq. 15 with D frozen."""
-    I, T = batch["I"], batch["T"]
+    I, T = job.precision.prepare(batch["I"]), job.precision.prepare(batch["T"])
     with torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp):
         out = job.model_t(I)
     d_value = None
@@ -347,6 +379,7 @@ def load_location_aware(path: str | Path, device: str | torch.device = "cpu"):
     ck = load_checkpoint(p, "la")
     model = LocationAware(**ck["model_kwargs"])
     model.load_state_dict(ck["model"])
-    model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance")}
+    model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance",
+                                                    "samples_seen", "phase_steps", "phase_seconds", "time_budget_s")}
     return model.to(device).eval()
 

@@ -14,7 +14,9 @@ from the ground truth (``stage2_edges="ground_truth"``, the release's training:
 (``"confidence_map"``, the paper's test-time path: :meth:`TwoStage.split`).
 
 Training triples come from the TS synthesis recipe on the training device (release: 256² crops).
-bf16 autocast on CUDA when ``ts.amp_bf16``.
+``ts.precision`` picks fp32 or bf16 autocast (+ channels_last on the CPU); ``ts.time_budget_s`` bounds
+the wall time (stage 1 and stage 2 share it by their step counts); a preset ``validation`` set is held
+out of the pool and scored every ``ts.validate_every`` steps (B_ini in stage 1, B_final in stage 2).
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ from sirr.train.engine import (
     default_run_dir,
     fit,
     load_checkpoint,
+    resolve_precision,
+    split_budget,
     variant_name,
 )
+from sirr.train.validation import ValidationSet, hold_out
 
 __all__ = ["train_two_stage", "load_two_stage", "TSTraining", "ts_step", "STAGE2_EDGES"]
 
@@ -79,11 +84,16 @@ class TSTraining(Job):
         self.n1, self.n2, self.edges_mode, self.switches = n1, n2, edges_mode, switches
         self.use_adversarial = switches["use_adversarial"]
         self.use_feature_reduction = switches["use_feature_reduction"]
-        self.phases = [Phase("stage1", n1, cfg.lr_stage1), Phase("stage2", n2, cfg.lr_stage2)]
-        self.log_every, self.checkpoint_every = cfg.log_every, cfg.checkpoint_every
+        budgets = split_budget(cfg.time_budget_s, [n1, n2])
+        self.phases = [Phase("stage1", n1, cfg.lr_stage1, budgets[0]), Phase("stage2", n2, cfg.lr_stage2, budgets[1])]
+        self.log_every, self.checkpoint_every, self.batch_size = cfg.log_every, cfg.checkpoint_every, cfg.batch_size
+        self.precision = resolve_precision(cfg.precision, device)
+        self.amp = self.precision.autocast
         gen = torch.Generator().manual_seed(run.seed)
         self.model = TwoStage.for_preset(run.preset, generator=gen, **(model_kwargs or {})).to(device)
         self.model_kwargs = dict(self.model.config)
+        if self.precision.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.vgg = two_stage_vgg(weights=run.preset.vgg_weights).to(device)
         self.vgg_note = self.vgg.description  # the source in words, recorded in logs, checkpoints and results
         log(f"loss network: {self.vgg_note}")
@@ -97,13 +107,28 @@ class TSTraining(Job):
             photos = _default_photos(run)
         if hasattr(photos, "summary"):
             log(photos.summary())
+        val = run.preset.validation
+        self.validation = None
+        if val.photos:
+            photos, held = hold_out(photos, val.photos)
+            self.validation = ValidationSet(held, "ts", val.size, device)
+            self.validation_photos = list(self.validation.names)
+            self.validate_every = cfg.validate_every
+            log(f"validation: {len(held)} photos held out of the training pool, {len(held)} TS triples at "
+                f"{val.size} px (identity PSNR {self.validation.identity_psnr:.2f} dB), scored every "
+                f"{cfg.validate_every} steps")
+        log(f"precision: {self.precision.describe()}"
+            + (f"; time budget {cfg.time_budget_s:.0f} s" if cfg.time_budget_s else ""))
+        # what the network learns from, for manifests: the pool after the validation hold-out
+        self.pool_record = photos.describe() if hasattr(photos, "describe") else {"size": len(photos)}
         self.synth = ReflectionSynthesizer(photos, recipe="ts", size=cfg.crop, device=device, seed=run.seed + dist.rank)
         log(f"data: synthetic TS triples from {len(self.synth)} photos at {cfg.crop} px; stage-2 edges from "
             f"{'the ground truth (release)' if edges_mode == 'ground_truth' else 'the confidence map of F1 (paper)'}")
         self.compat = {"model_kwargs": self.model_kwargs, "crop": cfg.crop, "batch_size": cfg.batch_size,
                        "photos": len(self.synth), "vgg_weights": self.vgg_note, "stage2_edges": edges_mode,
                        "overfit_batch": overfit_batch, **switches}
-        self.amp = device.type == "cuda" and cfg.amp_bf16
+        if cfg.time_budget_s is not None or val.photos:  # old checkpoints stay resumable without these keys
+            self.compat.update(time_budget_s=cfg.time_budget_s, validation_photos=val.photos)
         self.f1, self.f2, self.critic = self.model.stage1, self.model.stage2, self.model.discriminator
         self.last_path = session.last_path
 
@@ -135,6 +160,12 @@ class TSTraining(Job):
     def step(self, phase: Phase, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         return ts_step(self, phase.name, batch)
 
+    def predict(self, phase: Phase, I: torch.Tensor) -> torch.Tensor:
+        """B_ini during stage 1, B_final (confidence map and 2-means split of B_ini) during stage 2."""
+        with self.precision.context(self.device.type):
+            x = self.precision.prepare(I)
+            return self.model.stage1(x) if phase.name == "stage1" else self.model(x).b_final
+
     def before_save(self) -> None:
         _sync_buffers(self.dist, self.model)
 
@@ -147,7 +178,8 @@ class TSTraining(Job):
 
     def meta(self) -> dict[str, Any]:
         return {"model_kwargs": self.model_kwargs, "stage1_steps": self.n1, "stage2_steps": self.n2,
-                **self.switches, "stage2_edges": self.edges_mode}
+                **self.switches, "stage2_edges": self.edges_mode, "pool": self.pool_record,
+                "validation_photos": getattr(self, "validation_photos", []), "precision": self.precision.describe()}
 
     def summary(self) -> str:
         return f"TS: {self.n1} stage-1 + {self.n2} stage-2 steps"
@@ -156,7 +188,7 @@ class TSTraining(Job):
 def ts_step(job: TSTraining, stage: str, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """One TS update: stage 1, F1 on L_ini (Eq. 2-4); stage 2, one WGAN critic step (Eq. 8, then weight
     clipping) and F2 on L_2 (Eq. 7) with F1 frozen."""
-    I, T, R = batch["I"], batch["T"], batch["R"]
+    I, T, R = (job.precision.prepare(batch[k]) for k in ("I", "T", "R"))
     autocast = lambda: torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp)  # noqa: E731
     if stage == "stage1":
         with autocast():
@@ -270,5 +302,5 @@ def load_two_stage(path: str | Path, device: str | torch.device = "cpu"):
     model = TwoStage(**ck["model_kwargs"])
     model.load_state_dict(ck["model"])
     model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance",
-                                                    "use_adversarial", "use_feature_reduction", "stage2_edges")}
+                                                    "samples_seen", "phase_steps", "phase_seconds", "use_adversarial", "use_feature_reduction", "stage2_edges")}
     return model.to(device).eval()

@@ -1,4 +1,7 @@
-"""Figure helpers (saved with provenance into ``figures/``) and widgets with static fallbacks."""
+"""Figure helpers (saved with provenance into ``figures/``) and widgets with static fallbacks.
+
+The chapters' own figure code (chapters 01-02, the papers' figures) is in :mod:`sirr.book`.
+"""
 
 from sirr.viz.figures import image_grid, save_figure, show_images
 
