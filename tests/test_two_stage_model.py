@@ -47,7 +47,11 @@ def test_config_rebuilds_the_same_network():
     model = TwoStage(width_scale=TINY, c1=0.2, c2=0.8)
     again = TwoStage(**model.config)
     assert _count(again) == _count(model)
-    assert again.load_state_dict(model.state_dict()) is not None
+    loaded = again.load_state_dict(model.state_dict())
+    assert not loaded.missing_keys and not loaded.unexpected_keys
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval().initial(x), again.eval().initial(x))  # same weights, same output
 
 
 @pytest.mark.parametrize("size", [(97, 131), (64, 64), (1, 1), (3, 200)])

@@ -9,18 +9,18 @@ The library: ``sirr.data`` (data root, datasets, synthesis), ``sirr.models``, ``
 prose) is ``sirr.book``; the command line is ``python -m sirr`` (``sirr.cli`` for ``train``).
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "atomic", "book", "cli", "config", "data", "experiments", "gradients", "losses", "metrics", "methods",
-    "models", "paper_numbers", "provenance", "registry", "remove", "results", "train", "viz",
+    "atomic", "book", "cli", "config", "data", "experiments", "gradients", "losses", "messages", "metrics", "methods",
+    "models", "paper_numbers", "paths", "provenance", "registry", "remove", "results", "train", "viz", "weights",
 }
 
 
 def __getattr__(name: str):
     """``sirr.config``, ``sirr.models``, ... imported on first use, so ``import sirr`` stays cheap."""
     if name in _SUBMODULES:
-        import importlib
-
         return importlib.import_module(f"sirr.{name}")
     raise AttributeError(f"module 'sirr' has no attribute {name!r}")

@@ -7,11 +7,22 @@ line (``sirr: error: ...``) with exit status 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
+import os
 import sys
 from pathlib import Path
 
-from sirr.config import PRESETS
+from sirr.book import run_book
+from sirr.book.bench import run_bench
+from sirr.cli import train_cli
+from sirr.config import PRESETS, resolve
+from sirr.data.datasets import DATASETS, TRAINING_SETS, benchmark_inventory, find_dataset
+from sirr.data.pool import build_pool
+from sirr.data.root import DatasetNotFoundError
+from sirr.messages import show_messages
+from sirr.provenance import header
+from sirr.remove import remove_cli
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -62,8 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_sets(items: list[str]) -> dict:
-    import ast
-
     out = {}
     for item in items:
         if "=" not in item:
@@ -79,10 +88,6 @@ def _parse_sets(items: list[str]) -> dict:
 def _data_inventory(data_root) -> str:
     """What ``info`` says about the data: every benchmark (found vs the papers' counts), the real
     training pairs, and the training pool with what it left out."""
-    from sirr.data.datasets import DATASETS, TRAINING_SETS, benchmark_inventory, find_dataset
-    from sirr.data.pool import build_pool
-    from sirr.data.root import DatasetNotFoundError
-
     lines = ["test sets (found / papers' count):"]
     for row in benchmark_inventory(data_root):
         paper = f" / {row['paper_count']}" if row["paper_count"] else ""
@@ -100,15 +105,11 @@ def _data_inventory(data_root) -> str:
 
 
 def _configure_logging() -> None:
-    """Show the library's INFO messages (``sirr.*`` loggers) on stderr, one plain line each -- unless the
-    caller (an application, pytest) already configured logging."""
-    sirr_log = logging.getLogger("sirr")
-    if logging.getLogger().handlers or sirr_log.handlers:
+    """Show the library's INFO messages on stderr (:func:`sirr.messages.show_messages`) -- unless the caller
+    (an application, pytest) already configured logging."""
+    if logging.getLogger().handlers or logging.getLogger("sirr").handlers:
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    sirr_log.addHandler(handler)
-    sirr_log.setLevel(logging.INFO)
+    show_messages(sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,37 +117,26 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     try:
         if args.verb == "info":
-            from sirr.config import resolve
-            from sirr.provenance import header
-
             run = resolve("smoke", device="auto", data_root=args.data_root)
             print(header(run))
             print(_data_inventory(run.data_root_arg))
             return 0
         if args.verb == "book":
-            from sirr.book import run_book
-
             out = run_book(preset=args.preset, seed=args.seed, device=args.device, data_root=args.data_root,
                            results_dir=args.results_dir, build_dir=args.build_dir, only=args.only,
                            html=not args.no_html, retrain=args.retrain)
             print(f"book: {out}")
             return 0
         if args.verb == "bench":
-            from sirr.book.bench import run_bench
-
             run_bench(device=args.device, sizes=args.sizes, repeats=args.repeats, out=args.out,
                       train=not args.no_train)
             return 0
         if args.verb == "train":
-            from sirr.cli import train_cli
-
             train_cli(method=args.method, preset=args.preset, seed=args.seed, device=args.device,
                       data_root=args.data_root, results_dir=args.results_dir, run_dir=args.run_dir,
                       resume=args.resume, overrides=_parse_sets(args.set))
             return 0
         if args.verb == "remove":
-            from sirr.remove import remove_cli
-
             remove_cli(photos=[Path(p) for p in args.photos], out=Path(args.out), method=args.method,
                        checkpoint=args.checkpoint, device=args.device, tile=args.tile)
             return 0
@@ -155,8 +145,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError) as e:
         # One clear line for what the user can fix; SIRR_DEBUG=1 shows the traceback.
-        import os
-
         if os.environ.get("SIRR_DEBUG"):
             raise
         print(f"sirr: error: {e}", file=sys.stderr)

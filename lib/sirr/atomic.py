@@ -34,6 +34,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None],
                  *, before_replace: Callable[[], None] | None = None) -> Path:
     """Call ``write(fh)`` on a binary temporary beside ``path``, then move it onto ``path`` atomically.
@@ -45,6 +51,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None],
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the mode a plain open() would
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

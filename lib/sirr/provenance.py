@@ -9,6 +9,11 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+import torch
+
+from sirr.losses.vgg import vgg_description
+from sirr.paths import REPO_ROOT
+
 __all__ = ["git_commit", "package_versions", "device_name", "provenance", "header"]
 
 _PACKAGES = ("sirr", "torch", "torchvision", "numpy", "scikit-image", "scikit-learn", "scipy", "pillow")
@@ -17,7 +22,6 @@ _PACKAGES = ("sirr", "torch", "torchvision", "numpy", "scikit-image", "scikit-le
 @lru_cache(maxsize=1)
 def git_commit() -> str:
     """Commit of the checkout the package runs from (``+dirty`` when it has uncommitted changes), or ``unknown``."""
-    from sirr.config import REPO_ROOT
 
     try:
         sha = subprocess.run(
@@ -45,7 +49,6 @@ def package_versions() -> dict[str, str]:
 
 def device_name(device: str = "cpu") -> str:
     """Human-readable name of a torch device, e.g. ``cuda (NVIDIA H100 80GB HBM3)`` or ``cpu (2 threads)``."""
-    import torch
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
@@ -60,7 +63,6 @@ def provenance(run=None, **extra: Any) -> dict[str, Any]:
         "versions": package_versions(),
     }
     if run is not None:
-        from sirr.losses.vgg import vgg_description
 
         rec.update(preset=run.preset.name, seed=run.seed, device=device_name(run.device),
                    vgg_weights=run.preset.vgg_weights, vgg_source=vgg_description(run.preset.vgg_weights))

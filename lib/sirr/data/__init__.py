@@ -1,5 +1,7 @@
 """Data: the data root, published test-set layouts, robust image IO and reflection synthesis."""
 
+import importlib
+
 from sirr.data.root import DataRootError, DatasetNotFoundError, find_data_root
 
 __all__ = [
@@ -18,7 +20,7 @@ _LAZY = {
     "read_image": "sirr.data.images", "image_size": "sirr.data.images", "write_image": "sirr.data.images",
     "to_tensor": "sirr.data.images", "to_image": "sirr.data.images",
     "DATASETS": "sirr.data.datasets", "load_dataset": "sirr.data.datasets",
-    "available_datasets": "sirr.data.datasets", "sample_photos": "sirr.data.datasets",
+    "available_datasets": "sirr.data.datasets", "sample_photos": "sirr.data.samples",
     "natural_photos": "sirr.data.pool", "build_pool": "sirr.data.pool", "PhotoPool": "sirr.data.pool", "real_reflection_photos": "sirr.data.datasets",
     "real_training_pairs": "sirr.data.datasets", "Sample": "sirr.data.datasets", "PairDataset": "sirr.data.datasets",
 }
@@ -26,7 +28,5 @@ _LAZY = {
 
 def __getattr__(name):  # lazy, so `import sirr.data` stays cheap (no PIL/torch import)
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sirr.data' has no attribute {name!r}")

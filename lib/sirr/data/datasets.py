@@ -68,9 +68,11 @@ import numpy as np
 import torch
 from skimage.transform import resize
 
-from sirr.data.images import IMAGE_EXTENSIONS, read_image, to_uint8
+from sirr.data.images import IMAGE_EXTENSIONS, read_image
 from sirr.data.root import DatasetNotFoundError
 from sirr.data.root import find_data_root as _find_data_root
+from sirr.data.samples import sample_photos
+from sirr.data.synthesis import synthesize_la
 
 log = logging.getLogger(__name__)
 
@@ -655,50 +657,6 @@ test_ground_truths.__test__ = False  # type: ignore[attr-defined]
 test_source_ids.__test__ = False  # type: ignore[attr-defined]
 
 
-# ---------------------------------------------------------------------------------------------
-# photos that ship inside installed packages (the no-data fallback)
-
-_SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-
-
-def sample_photos() -> list[tuple[str, np.ndarray]]:
-    """Natural colour photos shipped inside installed packages, as ``(name, uint8 HxWx3)``.
-
-    scikit-image (astronaut, coffee, chelsea, rocket), scikit-learn (china, flower) and matplotlib
-    (grace_hopper) -- 7 photos, no network needed. Packages that are missing are skipped.
-    """
-    out: list[tuple[str, np.ndarray]] = []
-    try:
-        import skimage.data as skd  # optional sample photos: a missing package is skipped
-
-        for n in _SKIMAGE_PHOTOS:
-            try:
-                a = np.asarray(getattr(skd, n)())
-            except Exception:  # noqa: BLE001 - a data file missing from this install
-                continue
-            if a.ndim == 3 and a.shape[2] >= 3:
-                out.append((f"skimage_{n}", np.ascontiguousarray(a[..., :3], dtype=np.uint8)))
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        # optional, and slow to import (about 1 s)
-        from sklearn.datasets import load_sample_images
-
-        s = load_sample_images()
-        for fn, a in zip(s.filenames, s.images):
-            out.append((f"sklearn_{Path(fn).stem}", np.ascontiguousarray(a, dtype=np.uint8)))
-    except Exception:  # noqa: BLE001  # pragma: no cover
-        pass
-    try:
-        import matplotlib.cbook as cbook  # optional sample photo
-
-        p = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-        out.append(("matplotlib_grace_hopper", to_uint8(read_image(p))))
-    except Exception:  # noqa: BLE001  # pragma: no cover
-        pass
-    return out
-
-
 def real_training_pairs(data_root=None, max_images: int | None = None, verbose: bool = True,
                         sets: Sequence[str] = TRAINING_SETS) -> PairDataset:
     """The real ``(I, T)`` training pairs of LA Sec. 5 that are present, as one lazily read :class:`PairDataset`.
@@ -772,7 +730,6 @@ def _cap(img: np.ndarray, max_side: int | None) -> np.ndarray:
 
 def _synthetic_fallback(n: int, max_side: int | None) -> list[tuple[str, np.ndarray]]:
     # pulls in kornia; only this no-data fallback needs it
-    from sirr.data.synthesis import synthesize_la
 
     photos = sample_photos()
     side = max_side or 256

@@ -24,7 +24,7 @@ data root:
 The decision is cached per data root in ``$SIRR_CACHE`` (default ``~/.cache/sirr``), keyed by the
 names, sizes and modification times of every file involved, so only the first build pays for the
 content check. Without a data root (or with ``data_root="none"``) the pool is the photos that ship
-inside installed packages (:func:`sirr.data.datasets.sample_photos`), and it says so.
+inside installed packages (:func:`sirr.data.samples.sample_photos`), and it says so.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """Where the book's data lives: a data root given by parameter, ``$SIRR_DATA``, or ``../shared/data``.
 
 With no data root at all, chapters fall back to natural photos that ship inside installed
-packages (see :func:`sirr.data.datasets.sample_photos`) and say so in their output.
+packages (see :func:`sirr.data.samples.sample_photos`) and say so in their output.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from sirr.paths import REPO_ROOT
 
 __all__ = ["DataRootError", "DatasetNotFoundError", "find_data_root", "ENV_VAR"]
 
@@ -33,7 +35,6 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 def _default_candidates() -> list[Path]:
-    from sirr.config import REPO_ROOT
 
     cands = [REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data"]
     out: list[Path] = []

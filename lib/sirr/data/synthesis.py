@@ -26,8 +26,8 @@ docstring (``Release detail:``).
 from __future__ import annotations
 
 import logging
-import math
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -35,6 +35,9 @@ import torch
 import torch.nn.functional as F
 from kornia.filters import filter2d_separable
 from kornia.geometry.transform import translate
+from PIL import Image
+
+from sirr.data.samples import sample_photos
 
 __all__ = [
     "GAMMA",
@@ -374,8 +377,6 @@ def _photo_to_uint8(photo: Any, size: int) -> torch.Tensor:
     Photos whose short side is below ``size`` are upscaled (bilinear, aspect kept) with PIL on the
     8-bit image -- this runs once per photo when a synthesizer is built, so it should be cheap.
     """
-    from PIL import Image
-
     a = np.asarray(photo)
     if a.ndim != 3 or a.shape[2] != 3:
         raise SynthesisError(f"photos must be (H, W, 3) arrays, got shape {a.shape}")
@@ -394,8 +395,6 @@ class _LazyPhotos:
     cache of at most ``max_bytes`` (a user's full VOC does not fit in memory, and need not)."""
 
     def __init__(self, pool: Sequence, size: int, max_bytes: int):
-        from collections import OrderedDict
-
         self.pool, self.size, self.max_bytes = pool, size, max_bytes
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._bytes = 0
@@ -546,11 +545,9 @@ def measure_throughput(recipe: str, size: int = 256, batch: int = 16, device: st
                        seconds: float = 3.0, photos: Sequence | None = None, seed: int = 0) -> float:
     """Synthesised pairs per second of :class:`ReflectionSynthesizer` (crops, transfer and recipe), after one warm-up batch.
 
-    ``photos``: the pool (default: :func:`sirr.data.datasets.sample_photos`).
+    ``photos``: the pool (default: :func:`sirr.data.samples.sample_photos`).
     """
     if photos is None:
-        from sirr.data.datasets import sample_photos
-
         photos = sample_photos()
         photos = photos.photos if hasattr(photos, "photos") else photos
     syn = ReflectionSynthesizer(photos, recipe=recipe, size=size, device=device, seed=seed)

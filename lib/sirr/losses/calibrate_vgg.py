@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from sirr.data.root import find_data_root
 from sirr.losses.vgg import VGG19_LAYER_INDEX, VGG19Features
 
 __all__ = [
@@ -47,8 +49,6 @@ PHOTO_COUNT = 8
 
 def default_photo_dir() -> Path | None:
     """``<data root>/BSR/BSDS500/data/images/val``, or None when there is no data root or no such folder."""
-    from sirr.data.root import find_data_root
-
     root = find_data_root(None)
     folder = None if root is None else root / "BSR" / "BSDS500" / "data" / "images" / "val"
     return folder if folder is not None and folder.is_dir() else None
@@ -61,8 +61,6 @@ def load_photos(
 
     Returns (N, 3, H, W) RGB in [0, 1].
     """
-    from PIL import Image
-
     files = sorted(Path(folder).glob("*.jpg"))[:count]
     if not files:
         raise FileNotFoundError(f"no .jpg photos in {folder}")

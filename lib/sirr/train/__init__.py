@@ -19,6 +19,7 @@ from sirr.train.engine import (
     read_metrics,
 )
 from sirr.train.location_aware import load_location_aware, train_location_aware
+from sirr.train.two_stage import load_two_stage, train_two_stage
 
 __all__ = [
     "CUDA_DETERMINISM_NOTES",
@@ -34,12 +35,3 @@ __all__ = [
     "train_two_stage",
     "load_two_stage",
 ]
-
-
-def __getattr__(name: str):
-    # TS training is imported on first use (the TS model lives in its own module).
-    if name in ("train_two_stage", "load_two_stage"):
-        from sirr.train import two_stage
-
-        return getattr(two_stage, name)
-    raise AttributeError(f"module 'sirr.train' has no attribute {name!r}")

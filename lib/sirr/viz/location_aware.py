@@ -7,9 +7,16 @@ here trains or times anything.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import torch
+
+from sirr.losses.vgg import VGG19Features
+from sirr.models.location_aware import count_flops
 
 __all__ = [
     "MODULE_GROUPS",
@@ -37,8 +44,6 @@ MODULE_GROUPS = (
 
 def _to_np(t) -> np.ndarray:
     """(1, C, H, W) or (C, H, W) tensor -> HxWx3 / HxW float array in [0, 1]."""
-    import torch
-
     if isinstance(t, torch.Tensor):
         t = t.detach().float().cpu()
         if t.ndim == 4:
@@ -53,8 +58,6 @@ def _to_np(t) -> np.ndarray:
 
 def parameter_table(model) -> "pandas.DataFrame":  # noqa: F821
     """Parameters per part of the network (LA Fig. 2 names) with the total; every parameter is counted once."""
-    import pandas as pd
-
     rows, seen = [], set()
     for label, prefixes in MODULE_GROUPS:
         n = 0
@@ -76,10 +79,6 @@ def parameter_table(model) -> "pandas.DataFrame":  # noqa: F821
 
 def flops_table(model, sizes: Sequence[tuple[int, int]] = ((256, 256), (400, 540)), paper_gflops: float | None = None):
     """FLOPs per iteration at each size (``count_flops``), GMACs, and the paper's number beside."""
-    import pandas as pd
-
-    from sirr.models.location_aware import count_flops
-
     rows = []
     for h, w in sizes:
         c = count_flops(model, h, w)
@@ -95,8 +94,6 @@ def flops_table(model, sizes: Sequence[tuple[int, int]] = ((256, 256), (400, 540
 
 def iteration_grid(I, out, title: str | None = None, size: float = 2.4):
     """LA Figs. 3/5 style: one row per iteration i — input I, RCMap Ĉ_i, R̂_i (x3 for visibility), T̂_i."""
-    import matplotlib.pyplot as plt
-
     n = len(out.transmissions)
     img = _to_np(I)
     aspect = img.shape[0] / max(img.shape[1], 1)
@@ -117,8 +114,6 @@ def iteration_grid(I, out, title: str | None = None, size: float = 2.4):
 
 def iteration_figure(I, out, iteration: int, size: float = 2.6):
     """One iteration (1-based) of ``out``: input, RCMap, R̂ (x3), T̂ and |T̂_i − I| — the widget's render."""
-    import matplotlib.pyplot as plt
-
     n = len(out.transmissions)
     if not 1 <= iteration <= n:
         raise ValueError(f"iteration must be in 1..{n}, got {iteration}")
@@ -140,8 +135,6 @@ def iteration_figure(I, out, iteration: int, size: float = 2.6):
 
 def loss_curves(metrics, columns: Sequence[str] | None = None, title: str | None = None):
     """Logged losses against step (one panel per loss; fine-tuning steps shaded)."""
-    import matplotlib.pyplot as plt
-
     if metrics is None or len(metrics) == 0:
         raise ValueError("loss_curves: the metrics table is empty (no training step was logged)")
     skip = {"step", "phase", "lr", "time", "seconds", "epoch", "wall", "elapsed"}
@@ -173,8 +166,6 @@ def loss_curves(metrics, columns: Sequence[str] | None = None, title: str | None
 
 def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
     """One row per (device, size, path) of stored ``python -m sirr bench`` reports: median time, speed-up, max|ΔT|."""
-    import pandas as pd
-
     rows = []
     for rep in reports:
         prov = rep.get("provenance", {})
@@ -215,13 +206,6 @@ def first_layer_filters(vgg_or_weights="auto", size: float = 0.7):
     ``"imagenet"``, ``"oxford"``, ``"random"``). Each 3x3 filter is min-max normalised to [0, 1] on its own.
     ImageNet filters look smooth and colour-opponent; random ones look like noise.
     """
-    import textwrap
-
-    import matplotlib.pyplot as plt
-    import torch
-
-    from sirr.losses.vgg import VGG19Features
-
     vgg = vgg_or_weights
     if not isinstance(vgg, VGG19Features):
         vgg = VGG19Features(("conv1_1",), weights=str(vgg_or_weights))

@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
 __all__ = [
     "DASH",
     "CONVENTION_NAMES",
@@ -82,8 +86,6 @@ def ablation_display(df, metrics: Sequence[str] = ("psnr_la", "ssim_la", "psnr_e
                      paper: bool = True):
     """Display form of :func:`sirr.experiments.ablation_table`: the paper's row label, "ours" columns
     as mean ± std over seeds for each metric, then the paper's columns (labelled "paper …")."""
-    import pandas as pd
-
     out = pd.DataFrame({"row (paper)": df["label"]})
     out["seeds"] = df["n_seeds"].astype(int)
     for m in metrics:
@@ -102,8 +104,6 @@ def ablation_display(df, metrics: Sequence[str] = ("psnr_la", "ssim_la", "psnr_e
 def la_table1_display(df, conventions: Sequence[str] = ("la", "errnet")):
     """Display form of the LA Table 1 layout of :func:`sirr.experiments.main_tables`: one row per
     dataset; identity / LA / TS PSNR and SSIM under each convention; the paper's LA "Ours" column."""
-    import pandas as pd
-
     out = pd.DataFrame({"dataset": [DATASET_NAMES.get(d, d) for d in df["dataset"]]})
     out["images"] = [DASH if _nan(n) else str(int(n)) for n in df["n"]]
     names = {"identity": "input", "la": "LA ours", "ts": "TS ours"}
@@ -121,8 +121,6 @@ def la_table1_display(df, conventions: Sequence[str] = ("la", "errnet")):
 
 def ts_table1_display(df):
     """Display form of the TS Table I layout: method, the paper's average PSNR on SIR², ours per dataset."""
-    import pandas as pd
-
     out = pd.DataFrame({"method": df["method"], "paper PSNR (SIR² avg.)": [fmt(x, 2) for x in df["paper_psnr"]]})
     for c in df.columns:
         if c.startswith("psnr_"):
@@ -155,9 +153,6 @@ def to_html(df, index: bool = False) -> str:
 def ordering_plot(df, ours: str = "psnr_la", paper: str = "paper_psnr", title: str = ""):
     """Scatter of our mean ± std (y) against the paper's number (x) for each row of an ablation table,
     each point labelled with the paper's row name. Returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     x = df[paper].to_numpy(dtype=float)
     y = df[f"{ours}_mean"].to_numpy(dtype=float)
@@ -177,9 +172,6 @@ def ordering_plot(df, ours: str = "psnr_la", paper: str = "paper_psnr", title: s
 
 def scores_plot(df, metric: str = "psnr_la", title: str = ""):
     """Grouped bars: the identity baseline, LA and TS on each scored test set (the Table 1 layout frame)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     methods = [("identity", "input"), ("la", "LA ours"), ("ts", "TS ours")]
     names = [DATASET_NAMES.get(d, d) for d in df["dataset"]]
     fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(names)), 3.6))

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import torch
 
+from sirr.models.two_stage import edge_masks
 from sirr.viz.figures import _as_image
 
 __all__ = [
@@ -22,8 +26,6 @@ __all__ = [
 
 def _np(x, index: int = 0) -> np.ndarray:
     """Tensor (B,C,H,W) / (C,H,W) or array → H×W[×3] float array (no clipping)."""
-    import torch
-
     if isinstance(x, torch.Tensor):
         x = x.detach().float().cpu()
         if x.ndim == 4:
@@ -66,8 +68,6 @@ def fig1_panels(I, out, split, index: int = 0, gain: float = 3.0, size: float = 
     Panels: input I, B_ini (Fig. 1d), |I − B_ini| (1f, × ``gain``), C_rf (1g), the 2-means histogram
     with ξ, E_B and E_R (Eq. 6; I masked, shown over a dimmed grey I), B_final (1h).
     """
-    import matplotlib.pyplot as plt
-
     conf = _np(out.confidence, index)
     panels = [
         (_as_image(_np(I, index)), "input $I$"),
@@ -98,10 +98,6 @@ def fig1_panels(I, out, split, index: int = 0, gain: float = 3.0, size: float = 
 
 def edge_split_figure(I, confidence, threshold: float, split=None, index: int = 0, size: float = 3.0):
     """E_B and E_R (TS Eq. 6) at an arbitrary ``threshold``, with the pixel counts, for the threshold explorer."""
-    import matplotlib.pyplot as plt
-
-    from sirr.models.two_stage import edge_masks
-
     background, reflection = edge_masks(confidence[index : index + 1], float(threshold))
     nb, nr = int(background.sum()), int(reflection.sum())
     fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size))
@@ -131,9 +127,6 @@ def training_curves(metrics, columns: Sequence[str] | None = None, title: str = 
     ``columns`` defaults to every numeric loss column except step/lr/seconds; lines with no value in
     a phase are skipped.
     """
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
     skip = {"step", "lr", "seconds", "phase", "epoch", "time", "wall", "elapsed"}
     phases = list(dict.fromkeys(metrics["phase"])) if "phase" in metrics else [None]
     fig, axes = plt.subplots(1, len(phases), figsize=(4.6 * len(phases), 3.2), squeeze=False)
@@ -159,8 +152,6 @@ def initial_vs_final(rows: Sequence[tuple], box: tuple[int, int, int, int] | Non
     ``rows`` = (name, input, b_initial, b_final) per image (``input`` may be None to leave the column
     out); ``box`` = (top, left, height, width) of the crop (default: the central half).
     """
-    import matplotlib.pyplot as plt
-
     with_input = any(r[1] is not None for r in rows)
     cols = ["input $I$"] * with_input + ["initial $B_{ini}$", "final $B_{final}$"]
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(len(cols) * size, size * len(rows) + 0.3), squeeze=False)

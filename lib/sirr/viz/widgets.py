@@ -32,6 +32,7 @@ import numbers
 from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as w
+import matplotlib.pyplot as plt
 
 __all__ = ["explorer", "Explorer", "ExplorerError", "make_control", "figure_png"]
 
@@ -42,8 +43,6 @@ class ExplorerError(ValueError):
 
 def figure_png(fig, dpi: int = 80) -> bytes:
     """PNG bytes of a matplotlib figure (closed afterwards so notebooks do not also show it inline)."""
-    import matplotlib.pyplot as plt
-
     if not hasattr(fig, "savefig"):
         raise ExplorerError(f"render() must return a matplotlib Figure, got {type(fig).__name__}")
     buf = io.BytesIO()
