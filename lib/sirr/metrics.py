@@ -47,6 +47,15 @@ import time
 from typing import Callable, Iterable
 
 import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from skimage.metrics import structural_similarity
+from skimage.transform import resize
+from tqdm.auto import tqdm
+
+from sirr.data.images import as_hwc, to_image, to_tensor
+from sirr.lpips_vgg import lpips_vgg
 
 __all__ = ["CONVENTIONS", "psnr", "ssim", "score", "evaluate", "summarise", "resize_multiple_of",
            "downsize_max_side"]
@@ -55,8 +64,6 @@ CONVENTIONS = ("la", "errnet")
 
 
 def _as_hwc(x, what: str) -> np.ndarray:
-    from sirr.data.images import as_hwc
-
     a = as_hwc(x)
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise ValueError(f"{what} must be an HxWx3 image (or (1,3,H,W) tensor), got shape {a.shape}")
@@ -69,8 +76,6 @@ def _as_hwc(x, what: str) -> np.ndarray:
 
 def resize_multiple_of(img: np.ndarray, base: int = 8) -> np.ndarray:
     """Resize (PIL bilinear, like the LA release's ``make_power``) to ``floor(side/base)*base`` per side."""
-    from PIL import Image
-
     h, w = img.shape[:2]
     nh, nw = max(base, (h // base) * base), max(base, (w // base) * base)
     if (nh, nw) == (h, w):
@@ -86,8 +91,6 @@ def downsize_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
     """Shrink (antialiased) so the longer side is at most ``max_side``; never enlarges."""
     if not max_side or max(img.shape[:2]) <= max_side:
         return img
-    from skimage.transform import resize
-
     s = max_side / max(img.shape[:2])
     shape = (max(1, round(img.shape[0] * s)), max(1, round(img.shape[1] * s)), img.shape[2])
     return resize(img, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
@@ -120,8 +123,6 @@ def _psnr(p, g, data_range):
 
 
 def _ssim(p, g, data_range, channel_axis=None):
-    from skimage.metrics import structural_similarity
-
     h, w = p.shape[:2]
     win = 7
     if min(h, w) < 7:  # skimage needs an odd window no larger than the image
@@ -165,7 +166,8 @@ def score(pred, gt, conventions: Iterable[str] | str = CONVENTIONS, *, conventio
 
 
 def evaluate(predict: Callable, dataset, conventions: Iterable[str] = CONVENTIONS, max_side: int | None = None,
-             max_images: int | None = None, device: str | None = None, progress: bool = False):
+             max_images: int | None = None, device: str | None = None, progress: bool = False,
+             lpips: bool = False):
     """Score ``predict`` on every image of ``dataset`` that has ground truth.
 
     ``predict`` maps a ``(1,3,H,W)`` float tensor in [0, 1] to a ``(1,3,H,W)`` tensor. Under the
@@ -176,20 +178,14 @@ def evaluate(predict: Callable, dataset, conventions: Iterable[str] = CONVENTION
     longer side is at most ``max_side``. When the (shrunk) image is already a multiple of 8 the
     prediction is made once and scored under both conventions. Returns a ``pandas.DataFrame`` with one row per image: ``image``, ``psnr_<c>``,
     ``ssim_<c>`` for each convention, ``seconds`` (time of the first prediction), ``height``, ``width``
-    (size scored, after ``max_side``).
+    (size scored, after ``max_side``); with ``lpips`` also ``lpips`` (LPIPS-VGG, :mod:`sirr.lpips_vgg`, on the
+    first convention's images; lower is better).
     """
-    import pandas as pd
-    import torch
-
-    from sirr.data.images import to_image, to_tensor
-
     conventions = tuple(conventions)
     rows = []
     n = len(dataset) if max_images is None else min(len(dataset), int(max_images))
     it = range(n)
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(it, desc=f"evaluating {getattr(dataset, 'name', '')}", unit="img")
 
     def run(img: np.ndarray, pad: bool) -> tuple[np.ndarray, float]:
@@ -234,9 +230,13 @@ def evaluate(predict: Callable, dataset, conventions: Iterable[str] = CONVENTION
             y, gt = outs["la" if c == "la" else "native"]
             row[f"psnr_{c}"] = psnr(y, gt, c)
             row[f"ssim_{c}"] = ssim(y, gt, c)
+        if lpips:
+            y, gt = outs["la" if conventions[0] == "la" else "native"]
+            row["lpips"] = lpips_vgg(y, gt)
         row.update(seconds=seconds[0], height=I.shape[0], width=I.shape[1])
         rows.append(row)
-    cols = ["image"] + [f"{m}_{c}" for c in conventions for m in ("psnr", "ssim")] + ["seconds", "height", "width"]
+    cols = (["image"] + [f"{m}_{c}" for c in conventions for m in ("psnr", "ssim")] + (["lpips"] if lpips else [])
+            + ["seconds", "height", "width"])
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -245,9 +245,7 @@ def summarise(df, by: str | None = None):
 
     ``by`` groups rows (e.g. by a ``dataset`` column). Returns a ``pandas.DataFrame``.
     """
-    import pandas as pd
-
-    metric_cols = [c for c in df.columns if c.startswith(("psnr", "ssim")) or c == "seconds"]
+    metric_cols = [c for c in df.columns if c.startswith(("psnr", "ssim")) or c in ("lpips", "seconds")]
 
     def agg(g):
         out: dict = {"n": int(len(g))}
