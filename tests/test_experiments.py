@@ -159,7 +159,8 @@ def test_la_experiment_round_trips_through_the_store_without_retraining(tiny_run
     assert call["seed"] == 1 and call["model_kwargs"] == {"use_tsm": False}
     assert call["steps"] == tiny_run.preset.ablation.la_steps
     scores = r1["scores"][ex.FALLBACK_DATASET]
-    assert scores["n"] == 2 and set(ex.METRICS) <= set(scores)
+    assert scores["n"] == 2 and set(ex.METRICS) - {"lpips"} <= set(scores)
+    assert "lpips" not in scores  # smoke: eval.lpips is off
     assert 0 < scores["psnr_la"] < 40 and 0 < scores["ssim_la"] < 1
     stored = list((tiny_run.results_dir / "smoke" / "nodata" / "la" / "wo_tsm").glob("1.json"))
     assert stored, "result JSON not written under results/<preset>/la/<variant>/"

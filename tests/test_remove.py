@@ -28,10 +28,10 @@ def photos(tmp_path):
     rng = np.random.default_rng(0)
     d = tmp_path / "in"
     d.mkdir()
-    rgb = _png(d / "rgb.png", rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
-    grey = _png(d / "grey.png", rng.integers(0, 256, (20, 9), dtype=np.uint8))
-    rgba = _png(d / "rgba.png", rng.integers(0, 256, (11, 13, 4), dtype=np.uint8))
-    one = _png(d / "one.png", np.array([[[200, 100, 50]]], dtype=np.uint8))
+    _png(d / "rgb.png", rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    _png(d / "grey.png", rng.integers(0, 256, (20, 9), dtype=np.uint8))
+    _png(d / "rgba.png", rng.integers(0, 256, (11, 13, 4), dtype=np.uint8))
+    _png(d / "one.png", np.array([[[200, 100, 50]]], dtype=np.uint8))
     Image.fromarray(rng.integers(0, 65536, (15, 17), dtype=np.uint16)).save(d / "deep.png")  # 16-bit grey
     pal = Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).convert("P")
     pal.save(d / "palette.png")
@@ -219,7 +219,7 @@ def release_checkpoint(tmp_path_factory):
 def test_release_checkpoint_is_recognised(release_checkpoint):
     assert R.identify_checkpoint(release_checkpoint) == "la_release"
     rem = R.load_method("la", release_checkpoint, "cpu")
-    assert rem.source == "LA authors' release"
+    assert rem.source.startswith("LA authors' release; ")  # and the precision it runs in
     out = R.predict(rem, np.random.default_rng(9).random((13, 21, 3), dtype=np.float32))
     assert out.shape == (13, 21, 3)
     with pytest.raises(R.CheckpointError, match="--method la"):
@@ -309,7 +309,7 @@ def test_our_checkpoints_are_told_apart_by_contents(tmp_path):
     torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "kind": "ts", "model": {"stage1.head.weight": torch.zeros(1)}}, ts)
     assert R.identify_checkpoint(la) == "la" and R.identify_checkpoint(ts) == "ts"
     rem = R.load_method("la", la, "cpu")
-    assert rem.source == "sirr checkpoint" and rem.model.iterations == 1
+    assert rem.source.startswith("sirr checkpoint (preset unknown); ") and rem.model.iterations == 1
     img = np.random.default_rng(11).random((9, 14, 3), dtype=np.float32)
     with torch.inference_mode():
         expected = model.eval()(torch.from_numpy(img).permute(2, 0, 1)[None]).transmission

@@ -37,6 +37,7 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from sirr import paper_numbers, train
+from sirr.atomic import atomic_write_bytes
 from sirr.config import RunConfig
 from sirr.data.datasets import (
     DATASETS,
@@ -52,11 +53,14 @@ from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.methods import get_method
 from sirr.metrics import downsize_max_side, evaluate, resize_multiple_of
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
-from sirr.results import load_image, load_or_compute
+from sirr.results import load_image, load_or_compute, save_result
 from sirr.viz import image_grid
 from sirr.viz.tables import DATASET_NAMES
 
 __all__ = [
+    "PAPER_COMPUTE",
+    "compute_fraction",
+    "training_record",
     "ExperimentError",
     "Variant",
     "LA_TABLE2_VARIANTS",
@@ -102,8 +106,9 @@ EVAL_DATASETS = ("sir2_postcard", "sir2_solidobject", "sir2_wild", "real20", "na
 PAPER_COLUMNS = {"sir2_postcard": "sir2", "sir2_solidobject": "sir2", "sir2_wild": "sir2",
                  "real20": "real20", "nature": "nature"}
 
-#: The metric columns stored for every dataset: both conventions of :mod:`sirr.metrics`.
-METRICS = ("psnr_la", "ssim_la", "psnr_errnet", "ssim_errnet")
+#: The metric columns stored for every dataset: both conventions of :mod:`sirr.metrics`, and LPIPS (VGG) when
+#: the preset's ``eval.lpips`` asks for it.
+METRICS = ("psnr_la", "ssim_la", "psnr_errnet", "ssim_errnet", "lpips")
 
 #: Name of the evaluation set synthesised from sample photos when there is no data root.
 FALLBACK_DATASET = "synthetic_from_sample_photos"
@@ -252,7 +257,8 @@ def _score(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], data
 
     for dname, ds in datasets.items():
         seen.clear()
-        df = evaluate(pred, ds, conventions=("la", "errnet"), max_side=ev.max_side, max_images=ev.max_images)
+        df = evaluate(pred, ds, conventions=("la", "errnet"), max_side=ev.max_side, max_images=ev.max_images,
+                      lpips=ev.lpips)
         entry: dict[str, Any] = {"n": int(len(df))}
         for m in METRICS:
             if m not in df:
@@ -382,8 +388,7 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
             model, n_steps = res.model.eval(), int(res.steps)
         else:
             model = done
-            n_steps = (steps if steps is not None else run_s.preset.la.steps) + (
-                0 if ablation else run_s.preset.la.fine_tune_steps)
+            n_steps = int(done.checkpoint_meta["step"])  # what the run did (a time budget may stop it early)
         t1 = time.perf_counter()
         scores, images = _score(run_s, lambda x: model(x).transmission, evaluation_datasets(run_s, names))
         return {"method": "la", "variant": variant, "label": v.label, "model_kwargs": v.model_kwargs,
@@ -428,8 +433,7 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
             model, n_steps = res.model.eval(), res.steps
         else:
             model = done
-            n_steps = ((stage1_steps if stage1_steps is not None else run_s.preset.ts.stage1_steps)
-                       + (stage2_steps if stage2_steps is not None else run_s.preset.ts.stage2_steps))
+            n_steps = int(done.checkpoint_meta["step"])  # what the run did (a time budget may stop it early)
         t1 = time.perf_counter()
         sets = evaluation_datasets(run_s, names)
         scores, images = _score(run_s, lambda x: model(x).b_final, sets)
@@ -751,3 +755,53 @@ def stored_example_grid(results: dict[str, dict], index: int = 0):
     if not images:
         raise ExperimentError("no example images stored with these results")
     return image_grid(images, titles=titles, ncols=len(results) + 2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training records: what a (time-budgeted) training run did, stored beside the results
+# ----------------------------------------------------------------------------------------------------
+
+#: The papers' training compute in samples x pixels. LA Sec. 5: 60 epochs of 4000 pairs at 256x256 (the
+#: fine-tuning length is not given, so this is a lower bound). TS gives no schedule: our ``paper`` preset's
+#: assumption (100k steps per stage at batch 6, 256x256) stands in for it, labelled as such.
+PAPER_COMPUTE = {
+    "la": {"samples": 60 * 4000, "pixels": 256 * 256, "source": "LA Sec. 5: 60 epochs x 4000 pairs of 256x256 "
+           "(fine-tuning not counted: its length is not given)"},
+    "ts": {"samples": 2 * 100_000 * 6, "pixels": 256 * 256, "source": "not given by the TS paper or release; our "
+           "`paper` preset's assumption: 100k steps per stage at batch 6, 256x256"},
+}
+
+
+def compute_fraction(method: str, samples_seen: int, crop: int) -> float:
+    """The fraction of the paper's training compute (samples x pixels, :data:`PAPER_COMPUTE`) a run had."""
+    ref = PAPER_COMPUTE[method]
+    return samples_seen * crop * crop / (ref["samples"] * ref["pixels"])
+
+
+def training_record(run: RunConfig, method: str, run_dir=None, extra: dict | None = None) -> dict:
+    """Store what ``method``'s training at ``run`` did: ``results/<preset>/training/<method>/<seed>.json``
+    (steps, samples, seconds and budget per phase, the last validation scores, the compute fraction,
+    ``extra`` such as the load average) plus its ``metrics.jsonl`` and ``train.log`` beside it.
+    Reads the run's ``final.pt``; returns the stored payload."""
+    rdir = run_dir or _run_dir(run, method, "full")
+    ck = train.load_checkpoint(rdir / "final.pt", method)
+    metrics = train.read_metrics(rdir)
+    val = metrics[metrics["validation"].fillna(False).astype(bool)] if "validation" in metrics else metrics.iloc[:0]
+    crop = getattr(run.preset, method).crop
+    payload = {
+        "method": method, "steps": int(ck["step"]), "samples_seen": ck.get("samples_seen"), "crop": crop,
+        "batch_size": getattr(run.preset, method).batch_size,
+        "phase_steps": ck.get("phase_steps"), "phase_seconds": ck.get("phase_seconds"),
+        "time_budget_s": ck.get("time_budget_s"), "phases_out_of_time": ck.get("phases_out_of_time"),
+        "precision": ck.get("precision"), "vgg_weights": ck.get("vgg_weights"), "pool": ck.get("pool"),
+        "validation_photos": ck.get("validation_photos"), "model_kwargs": ck.get("model_kwargs"),
+        "validation": val[["step", "phase", "val_psnr", "val_identity_psnr"]].to_dict(orient="records"),
+        "final_losses": ck.get("losses"), "trained_on": ck.get("provenance", {}),
+        "compute_fraction": compute_fraction(method, int(ck.get("samples_seen") or 0), crop),
+        "paper_compute": PAPER_COMPUTE[method], **(extra or {}),
+    }
+    out = save_result(run, f"training/{method}", payload)
+    for name in ("metrics.jsonl", "train.log"):
+        if (rdir / name).is_file():
+            atomic_write_bytes(out.parent / f"{run.seed}.{name}", (rdir / name).read_bytes())
+    return payload

@@ -8,9 +8,12 @@ transmission T̂_N) or the two-stage method (Li & Lun, IEEE SPL 2019: B_final), 
 
 Weights: ``--checkpoint`` is a checkpoint written by :mod:`sirr.train` (LA or TS) or the LA
 authors' released ``model.pth`` (github.com/zdlarr/Location-aware-SIRR); which one is detected from
-the file's contents. Without ``--checkpoint`` the newest trained checkpoint under ``runs/`` is used
-(presets ``paper``, ``demo``, ``smoke`` in that order); if there is none, a clear error says how to
-get weights -- random weights are never used silently.
+the file's contents. Without ``--checkpoint`` the LA network uses the weights committed with the book
+(``results/cpu/weights/la-cpu-seed0.fp16.pt``: the ``cpu`` preset, a 40-minute CPU training; the
+command says so, with their real20 score), and otherwise the newest finished training under ``runs/``
+of the ``paper``, ``demo`` or ``cpu`` preset; if there is none, a clear error says how to get weights
+-- random weights are never used silently, and ``smoke`` weights (a few steps) only when named with
+``--checkpoint``, with a warning.
 
 Photos with more than ``max_pixels`` pixels (or any photo when ``tile`` is given) go through the
 network in overlapping ``tile``×``tile`` pieces whose outputs are blended with raised-cosine weights
@@ -36,7 +39,8 @@ from sirr.data.datasets import available_datasets, load_dataset, real_reflection
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
 from sirr.methods import get_method
 from sirr.models.location_aware import RELEASE_URL, LocationAware, release_key_map
-from sirr.train.engine import CheckpointError  # one error class for an unusable checkpoint, shared with training
+from sirr.train.engine import CheckpointError, resolve_precision  # CheckpointError: shared with training
+from sirr.weights import committed_weights
 
 __all__ = [
     "DEFAULT_TILE",
@@ -68,7 +72,7 @@ DEFAULT_TILE = 512
 #: 1 GiB of activations per megapixel in fp32 inference).
 MAX_PIXELS = 1024 * 1024
 METHODS = ("la", "ts")
-PRESET_ORDER = ("paper", "demo", "smoke")  # most-trained first
+PRESET_ORDER = ("paper", "demo", "cpu")  # most-trained first; smoke weights are never picked without --checkpoint
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -95,8 +99,8 @@ def find_checkpoint(method: str, preset: str | None = None, runs_dir: str | Path
     """The newest trained checkpoint of ``method`` under ``runs/<preset>/<method>/full/<data>/seed*/``
     (:meth:`sirr.methods.Method.run_dir`; folders of the older ``full/seed*/`` scheme are found too).
 
-    ``preset=None`` looks at ``paper``, then ``demo``, then ``smoke`` and takes the first preset that
-    has one. A finished run's ``final.pt`` is preferred; ``last.pt`` (an interrupted run) or other
+    ``preset=None`` looks at ``paper``, then ``demo``, then ``cpu`` and takes the first preset that
+    has one (``smoke`` only when asked for by name). A finished run's ``final.pt`` is preferred; ``last.pt`` (an interrupted run) or other
     ``*.pt`` / ``*.pth`` files only when no run of that preset finished. The newest by modification
     time wins. Returns None when there is none.
     """
@@ -206,9 +210,19 @@ class Remover:
 
 
 def _as_remover(method: str, model: torch.nn.Module, device: str, checkpoint: Path | None, source: str) -> Remover:
+    """The model as a function, in the precision :func:`sirr.train.engine.resolve_precision` picks for ``device``
+    ("auto": bf16 autocast + channels_last only where the hardware computes in bf16, fp32 elsewhere)."""
     model = model.to(device).eval()
+    precision = resolve_precision("auto", device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     m = get_method(method)
-    return Remover(method, lambda x: m.predict(model, x), device, checkpoint, source, model)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        with precision.context(torch.device(device).type):
+            return m.predict(model, precision.prepare(x)).float()
+
+    return Remover(method, fn, device, checkpoint, f"{source}; {precision.describe()}", model)
 
 
 def load_method(method: str = "la", checkpoint: str | Path | None = None, device: str = "cpu", *,
@@ -227,6 +241,12 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
     device = resolve_device(device)
     if model is not None:
         return _as_remover(method, model, device, None, "in-memory model")
+    if checkpoint is None and preset is None and runs_dir is None:
+        committed = committed_weights(REPO_ROOT / "results", method, "cpu", 0)
+        if committed is not None:
+            path, entry = committed
+            model = get_method(method).load(path, device="cpu")
+            return _as_remover(method, model, device, path, committed_description(entry))
     if checkpoint is None:
         found = find_checkpoint(method, preset, runs_dir)
         if found is None:
@@ -246,7 +266,26 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
                            "LA authors' release")
     if kind != method:
         raise CheckpointError(f"{path} is a {kind.upper()} checkpoint, not {method.upper()}; use --method {kind}")
-    return _as_remover(method, get_method(method).load(path, device="cpu"), device, path, "sirr checkpoint")
+    model = get_method(method).load(path, device="cpu")
+    preset_of = ((getattr(model, "checkpoint_meta", {}) or {}).get("config") or {}).get("preset", {}).get("name")
+    if preset_of == "smoke":
+        log.warning("%s holds `smoke` weights (a few training steps, a plumbing check): its outputs are not a "
+                    "trained reflection remover", path)
+    return _as_remover(method, model, device, path, f"sirr checkpoint (preset {preset_of or 'unknown'})")
+
+
+def committed_description(entry: dict) -> str:
+    """One line on committed weights: what they are, their training scale and their stored real20 score."""
+    scale = (f"preset {entry['preset']}: {entry.get('steps')} steps, {entry.get('samples_seen')} samples of "
+             f"{entry.get('crop')} px")
+    frac = entry.get("compute_fraction")
+    if frac is not None:
+        scale += f", {100 * frac:.3g}% of the paper's training compute"
+    score = entry.get("real20")
+    if score:
+        scale += (f"; real20 PSNR {score['psnr_la']:.2f} dB (identity {score['identity_psnr_la']:.2f} dB, "
+                  f"{score['n']} pairs at <= {score['max_side']} px)")
+    return f"the book's committed weights {entry['path']} ({scale})"
 
 
 # ------------------------------------------------------------------------------------------------

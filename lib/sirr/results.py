@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 import torch
 
 from sirr.atomic import atomic_write_text
@@ -47,6 +48,7 @@ __all__ = [
     "load_result",
     "load_results",
     "load_or_compute",
+    "sha256_file",
     "load_image",
     "register_checkpoint",
     "load_manifest",
@@ -112,15 +114,10 @@ def _jsonable(x: Any) -> Any:
         return _jsonable(x.tolist())
     if isinstance(x, Path):
         return str(x)
-    try:
-        import pandas as pd  # optional: not a dependency of sirr (only a caller's DataFrame needs it)
-
-        if isinstance(x, pd.DataFrame):
-            return _jsonable(x.to_dict(orient="records"))
-        if isinstance(x, pd.Series):
-            return _jsonable(x.to_dict())
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(x, pd.DataFrame):
+        return _jsonable(x.to_dict(orient="records"))
+    if isinstance(x, pd.Series):
+        return _jsonable(x.to_dict())
     if isinstance(x, torch.Tensor):
         return _jsonable(x.detach().cpu().numpy())
     return x
@@ -264,7 +261,8 @@ def load_or_compute(run, experiment: str, compute: Callable[[], dict], seed: int
 # checkpoints
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -273,11 +271,12 @@ def _sha256(path: Path) -> str:
 
 
 def _manifest_path(run) -> Path:
-    return Path(run.results_dir) / "checkpoints.json"
+    return Path(getattr(run, "results_dir", run)) / "checkpoints.json"
 
 
 def load_manifest(run) -> dict:
-    """``results/checkpoints.json`` as a dict ``{"checkpoints": {name: entry}}`` (empty when absent)."""
+    """``results/checkpoints.json`` as a dict ``{"checkpoints": {name: entry}}`` (empty when absent); ``run`` is a
+    run configuration or the results folder itself."""
     p = _manifest_path(run)
     if not p.exists():
         return {"checkpoints": {}}
@@ -287,8 +286,10 @@ def load_manifest(run) -> dict:
         raise ResultsError(f"checkpoint manifest {str(p)!r} is not valid JSON ({e})") from None
 
 
-def register_checkpoint(path: str | os.PathLike, run, name: str, *, limit_bytes: int = CHECKPOINT_LIMIT_BYTES) -> dict:
-    """List a checkpoint (≤ 25 MB) in ``results/checkpoints.json`` with sha256, size, preset, seed and commit.
+def register_checkpoint(path: str | os.PathLike, run, name: str, *, limit_bytes: int = CHECKPOINT_LIMIT_BYTES,
+                        extra: dict | None = None) -> dict:
+    """List a checkpoint (≤ 25 MB) in ``results/checkpoints.json`` with sha256, size, preset, seed and commit
+    (and ``extra``: what the weights are, e.g. steps, samples seen, pool fingerprint, VGG source).
 
     Raises :class:`CheckpointTooLarge` above ``limit_bytes`` (store fp16 weights only, or keep the file
     out of git) and ``FileNotFoundError`` when ``path`` does not exist. Returns the manifest entry.
@@ -309,13 +310,14 @@ def register_checkpoint(path: str | os.PathLike, run, name: str, *, limit_bytes:
         rel = str(path)
     entry = {
         "path": rel,
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
         "bytes": size,
         "preset": run.preset.name,
         "seed": run.seed,
         "commit": prov.get("commit"),
         "device": prov.get("device"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **_jsonable(extra or {}),
     }
     manifest = load_manifest(run)
     manifest.setdefault("checkpoints", {})[str(name)] = entry

@@ -42,9 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
 
 from sirr.atomic import atomic_write, atomic_write_text
+from sirr.data.pool import build_pool
+from sirr.paths import REPO_ROOT
+from sirr.provenance import provenance
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -248,23 +254,17 @@ class Distributed:
         """Every rank's ``obj`` (a list indexed by rank) on every rank; ``[obj]`` without DDP."""
         if not self.enabled:
             return [obj]
-        import torch.distributed as dist
-
         out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, obj)
         return out
 
     def barrier(self) -> None:
         if self.enabled:
-            import torch.distributed as dist
-
             dist.barrier()
 
     def close(self) -> None:
         """Destroy the process group if this run created it."""
         if self.initialized_here:
-            import torch.distributed as dist
-
             if dist.is_initialized():
                 dist.destroy_process_group()
             self.initialized_here = False
@@ -279,8 +279,6 @@ def setup_distributed(device: str) -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 or "RANK" not in os.environ:
         return Distributed(device=device)
-    import torch.distributed as dist
-
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     is_cuda = torch.device(device).type == "cuda"
@@ -388,8 +386,6 @@ def data_fingerprint(run: Any) -> str:
         return "nodata"
     key = str(run.data_root)
     if key not in _FINGERPRINTS:
-        from sirr.data.pool import build_pool  # the pool's content check is cached on disk; listing is cheap
-
         _FINGERPRINTS[key] = build_pool(run.data_root, verbose=False).fingerprint[:8]
     return _FINGERPRINTS[key]
 
@@ -397,8 +393,6 @@ def data_fingerprint(run: Any) -> str:
 def default_run_dir(run: Any, method: str, variant: str = "full") -> Path:
     """``<repo>/runs/<preset>/<method>/<variant>/<data fingerprint>/seed<seed>``: the one run-folder scheme
     (``runs/`` is git-ignored)."""
-    from sirr.config import REPO_ROOT
-
     if method not in ("la", "ts"):
         raise ValueError(f"method must be 'la' or 'ts', got {method!r}")
     return REPO_ROOT / "runs" / run.preset.name / method / variant / data_fingerprint(run) / f"seed{run.seed}"
@@ -471,8 +465,6 @@ def read_metrics(run_dir_or_file: str | os.PathLike):
     Accepts a run folder (reads its ``metrics.jsonl``) or the file itself; a torn last line (a run
     killed mid-write) is skipped.
     """
-    import pandas as pd
-
     p = Path(run_dir_or_file)
     f = p / "metrics.jsonl" if p.is_dir() else p
     if not f.is_file():
@@ -522,8 +514,6 @@ def as_floats(losses: dict[str, torch.Tensor | float]) -> dict[str, float]:
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=True)
 
 
@@ -614,8 +604,6 @@ class Session:
         gathered = self.dist.gather(per_rank)
         if not self.dist.is_main:
             return
-        from sirr.provenance import provenance
-
         common = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -794,6 +782,7 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResu
             if phase.name in closed:
                 continue
             mean_s = None  # running mean of one iteration's wall time (step, logging, checkpoint, validation)
+            val_s = save_s = 0.0  # what closing the phase costs (a last validation and checkpoint): kept inside the budget
             while done[phase.name] < phase.steps:
                 if phase.seconds is not None and mean_s is not None and spent[phase.name] + mean_s > phase.seconds:
                     break
@@ -805,7 +794,7 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResu
                 bar.update(1)
                 took = time.perf_counter() - t0
                 timed_out = phase.seconds is not None and done[phase.name] < phase.steps and (
-                    spent[phase.name] + 2 * took > phase.seconds)
+                    spent[phase.name] + 2 * took + val_s + save_s > phase.seconds)
                 ends = done[phase.name] == phase.steps or timed_out
                 if step % job.log_every == 0 or ends:  # and the last step of each phase
                     last = vals
@@ -813,10 +802,12 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResu
                                            "seconds": round(session.elapsed(), 3), "vgg_weights": job.vgg_note})
                     bar.set_postfix(phase=phase.name, loss=f"{vals['total']:.4f}")
                 if job.validation is not None and (step % job.validate_every == 0 or ends):
+                    t_val = time.perf_counter()
                     job.model.eval()
                     scores = job.validation.score(lambda x, ph=phase: job.predict(ph, x))
                     job.model.train()
                     job.set_phase(phase)
+                    val_s = time.perf_counter() - t_val
                     session.metrics.write({"step": step, "phase": phase.name, "validation": True, **scores,
                                            "seconds": round(session.elapsed(), 3)})
                 spent[phase.name] += time.perf_counter() - t0
@@ -832,7 +823,8 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResu
                             "notes": session.log.notes, **record()}
                     session.save(step, "done" if finished else phase.name, job.states(), job.per_rank(), meta,
                                  job.compat, final_model={"model": job.model.state_dict()} if finished else None)
-                    spent[phase.name] += time.perf_counter() - t1
+                    save_s = time.perf_counter() - t1
+                    spent[phase.name] += save_s
                 took = time.perf_counter() - t0
                 mean_s = took if mean_s is None else 0.8 * mean_s + 0.2 * took
                 if ends:
@@ -852,6 +844,8 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResu
     finally:
         bar.close()
     job.before_save()
-    result = session.result(job.model, job.summary(), steps=step, start=start, resumed=ck is not None, losses=last)
+    summary = job.summary() if not budgeted else f"{job.kind.upper()}: " + " + ".join(
+        f"{done[p.name]} {p.name} steps" for p in job.phases if done[p.name]) + " (time budget)"
+    result = session.result(job.model, summary, steps=step, start=start, resumed=ck is not None, losses=last)
     result.progress = record()
     return result

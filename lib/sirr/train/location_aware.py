@@ -27,8 +27,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 
-from sirr.losses import discriminator_loss
+from sirr.data.datasets import real_training_pairs
+from sirr.data.pool import natural_photos
+from sirr.data.synthesis import ReflectionSynthesizer
+from sirr.losses import LocationAwareLoss, discriminator_loss
+from sirr.models.location_aware import LocationAware, LocationAwareDiscriminator
 from sirr.train.engine import (
     Job,
     Phase,
@@ -107,15 +112,11 @@ FINE_TUNE_REAL_SETS = ("errnet_unaligned_train",)
 
 def _real_training_pairs(run: Any, sets: Sequence[str]) -> list[tuple[Any, Any]]:
     """Real (I, T) training pairs of ``sets`` under the run's data root (none without one)."""
-    from sirr.data.datasets import real_training_pairs
-
     return [(s.I, s.T) for s in real_training_pairs(run.data_root_arg, sets=sets) if s.T is not None]
 
 
 def _default_photos(run: Any) -> list:
-    from sirr.data.pool import natural_photos
-
-    return natural_photos(run.data_root_arg)
+    return natural_photos(run.data_root_arg, verbose=False)  # the job logs photos.summary() itself
 
 
 class LATraining(Job):
@@ -126,10 +127,6 @@ class LATraining(Job):
     def __init__(self, run: Any, session: Session, *, model_kwargs: dict[str, Any] | None,
                  loss_kwargs: dict[str, Any] | None, steps: int, fine_tune_steps: int, photos: Sequence | None,
                  real_pairs: Sequence | None, fine_tune_pairs: Sequence | None, overfit_batch: bool) -> None:
-        from sirr.data.synthesis import ReflectionSynthesizer
-        from sirr.losses import LocationAwareLoss
-        from sirr.models.location_aware import LocationAware, LocationAwareDiscriminator
-
         cfg = self.cfg = run.preset.la
         log, dist, device = session.log, session.dist, session.device
         self.device, self.dist = device, dist
@@ -216,8 +213,6 @@ class LATraining(Job):
 
     def wrap(self, dist) -> None:
         if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model_t, self.disc_t = DDP(self.model, device_ids=ids), DDP(self.disc, device_ids=ids)
 
@@ -371,15 +366,13 @@ def load_location_aware(path: str | Path, device: str | torch.device = "cpu"):
     Refuses a TS checkpoint, a file with pickled code and a file that is not ours (for the authors'
     released ``model.pth`` use :meth:`LocationAware.from_release`).
     """
-    from sirr.models.location_aware import LocationAware
-
     p = Path(path)
     if p.is_dir():
         p = p / "final.pt" if (p / "final.pt").is_file() else p / "last.pt"
     ck = load_checkpoint(p, "la")
     model = LocationAware(**ck["model_kwargs"])
     model.load_state_dict(ck["model"])
-    model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance",
+    model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance", "config",
                                                     "samples_seen", "phase_steps", "phase_seconds", "time_budget_s")}
     return model.to(device).eval()
 

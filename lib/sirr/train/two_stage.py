@@ -26,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as tdist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from sirr.data.pool import natural_photos
+from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.losses import clip_critic_weights, critic_loss, initial_loss, stage2_generator_loss, two_stage_vgg
-from sirr.models.two_stage import ground_truth_edge_sets
+from sirr.models.two_stage import TwoStage, ground_truth_edge_sets
 from sirr.train.engine import (
     CheckpointError,
     Job,
@@ -51,17 +55,13 @@ STAGE2_EDGES = ("ground_truth", "confidence_map")
 
 
 def _default_photos(run: Any) -> list:
-    from sirr.data.pool import natural_photos
-
-    return natural_photos(run.data_root_arg)
+    return natural_photos(run.data_root_arg, verbose=False)  # the job logs photos.summary() itself
 
 
 def _sync_buffers(dist, *modules: torch.nn.Module) -> None:
     """Give every rank rank 0's BatchNorm running statistics (DDP broadcasts them only at each forward)."""
     if not dist.enabled:
         return
-    import torch.distributed as tdist
-
     for m in modules:
         for b in m.buffers():
             tdist.broadcast(b, 0)
@@ -75,9 +75,6 @@ class TSTraining(Job):
     def __init__(self, run: Any, session: Session, *, n1: int, n2: int, edges_mode: str,
                  switches: dict[str, bool], photos: Sequence | None, model_kwargs: dict[str, Any] | None,
                  overfit_batch: bool) -> None:
-        from sirr.data.synthesis import ReflectionSynthesizer
-        from sirr.models.two_stage import TwoStage
-
         cfg = self.cfg = run.preset.ts
         log, dist, device = session.log, session.dist, session.device
         self.device, self.dist = device, dist
@@ -145,8 +142,6 @@ class TSTraining(Job):
 
     def wrap(self, dist) -> None:
         if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             m = self.model
             self.f1, self.f2, self.critic = (DDP(x, device_ids=ids) for x in (m.stage1, m.stage2, m.discriminator))
@@ -293,14 +288,12 @@ def load_two_stage(path: str | Path, device: str | torch.device = "cpu"):
 
     Refuses an LA checkpoint, a file with pickled code and a file that is not ours.
     """
-    from sirr.models.two_stage import TwoStage
-
     p = Path(path)
     if p.is_dir():
         p = p / "final.pt" if (p / "final.pt").is_file() else p / "last.pt"
     ck = load_checkpoint(p, "ts")
     model = TwoStage(**ck["model_kwargs"])
     model.load_state_dict(ck["model"])
-    model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance",
+    model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance", "config",
                                                     "samples_seen", "phase_steps", "phase_seconds", "use_adversarial", "use_feature_reduction", "stage2_edges")}
     return model.to(device).eval()

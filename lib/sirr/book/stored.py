@@ -1,0 +1,153 @@
+"""The committed results of a larger preset (``cpu``: 40 minutes of training per method on two CPU cores),
+shown in every chapter beside what the chapter itself executes (``smoke`` in CI), always labelled with
+their preset.
+
+Everything here only reads ``results/<preset>/``: the training records (:func:`sirr.experiments.training_record`),
+the stored evaluations (:func:`sirr.experiments.la_experiment` and friends) and the committed weights'
+manifest. Nothing is trained or scored; a missing record gives ``None`` and the chapter says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from pathlib import Path
+
+import pandas as pd
+
+from sirr import paper_numbers
+from sirr.config import RunConfig, get_preset
+from sirr.results import load_result
+from sirr.train.engine import read_metrics
+from sirr.viz.tables import DASH, DATASET_NAMES
+from sirr.viz.training import training_curves
+
+__all__ = ["STORED_PRESET", "stored_run", "stored_training", "stored_metrics", "stored_curves", "scale_line",
+           "stored_scores", "evaluation_table", "evaluation_display", "beats_identity_sentence"]
+
+#: The preset whose committed results every chapter shows.
+STORED_PRESET = "cpu"
+
+
+def stored_run(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> RunConfig:
+    """``run`` pointed at the stored results of ``preset``/``seed`` (same results folder and data root)."""
+    return dataclasses.replace(run, preset=get_preset(preset), seed=seed)
+
+
+def stored_training(run: RunConfig, method: str, preset: str = STORED_PRESET, seed: int = 0) -> dict | None:
+    """The training record of ``method`` at ``preset`` (steps, samples, seconds, validation, load average)."""
+    return load_result(stored_run(run, preset, seed), f"training/{method}")
+
+
+def scale_line(rec: dict | None, method: str, preset: str = STORED_PRESET) -> str:
+    """One sentence: how much training the stored ``method`` model had, next to the paper's."""
+    if rec is None:
+        return f"No stored {method.upper()} training at preset `{preset}` (results/{preset}/training/{method}/)."
+    minutes = sum((rec.get("phase_seconds") or {}).values()) / 60
+    phases = ", ".join(f"{n} {k} steps" for k, n in (rec.get("phase_steps") or {}).items() if n)
+    load = (rec.get("load_average") or {}).get("one_minute_mean")
+    return (f"{method.upper()} at preset `{preset}` (seed {rec['_provenance'].get('seed', 0)}): {phases}, "
+            f"{rec['samples_seen']} samples of {rec['crop']}×{rec['crop']} px in {minutes:.0f} min on "
+            f"{rec.get('machine', 'the CPU')}"
+            + (f" (load average {load:.2f} while it trained)" if load is not None else "")
+            + f"; that is {100 * rec['compute_fraction']:.3g}% of the paper's training compute "
+              f"(samples × pixels; {rec['paper_compute']['source']}).")
+
+
+def stored_scores(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict[str, dict | None]:
+    """The stored evaluations at ``preset``: ``{"identity", "la", "ts"}`` -> payload or None."""
+    r = stored_run(run, preset, seed)
+    return {"identity": load_result(stored_run(run, preset, 0), "baseline/identity"),
+            "la": load_result(r, "la/full"), "ts": load_result(r, "ts/full")}
+
+
+def _get(payload: dict | None, dataset: str, metric: str) -> float:
+    if payload is None:
+        return math.nan
+    return float(payload.get("scores", {}).get(dataset, {}).get(metric, math.nan))
+
+
+def evaluation_table(run: RunConfig, convention: str = "la", preset: str = STORED_PRESET,
+                     seed: int = 0) -> pd.DataFrame | None:
+    """Per test set: images scored, then PSNR / SSIM (and LPIPS) of the identity baseline, LA and TS at
+    ``preset`` under ``convention``, and the papers' own numbers beside them (LA Table 1, TS Table I:
+    SIR² average only). Numbers only (NaN where absent); ``None`` when nothing is stored."""
+    s = stored_scores(run, preset, seed)
+    if all(v is None for v in s.values()):
+        return None
+    datasets = [d for d in (s["la"] or s["ts"] or s["identity"])["scores"]]
+    rows = []
+    for d in datasets:
+        n = ((s["la"] or s["identity"])["scores"].get(d) or {}).get("n")
+        row = {("", "test set"): DATASET_NAMES.get(d, d), ("", "images"): n}
+        for who in ("identity", "la", "ts"):
+            for m in ("psnr", "ssim"):
+                row[(who, m)] = _get(s[who], d, f"{m}_{convention}")
+            row[(who, "lpips")] = _get(s[who], d, "lpips")
+        paper_la = paper_numbers.LA_TABLE1.get(d, {})
+        row[("LA paper", "psnr")] = paper_la.get("psnr", math.nan)
+        row[("LA paper", "ssim")] = paper_la.get("ssim", math.nan)
+        row[("TS paper", "psnr")] = paper_numbers.TS_TABLE1["proposed"] if d.startswith("sir2") else math.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df.set_index(("", "test set")).rename_axis("test set")
+
+
+def beats_identity_sentence(df: pd.DataFrame | None, method: str) -> str:
+    """Plainly, per test set, whether ``method`` ("la" or "ts") beats the identity baseline in PSNR."""
+    if df is None:
+        return f"No stored {method.upper()} evaluation."
+    col, base = (method, "psnr"), ("identity", "psnr")
+    if col not in df or df[col].isna().all():
+        return f"No stored {method.upper()} evaluation."
+    better = [i for i in df.index if df.loc[i, col] > df.loc[i, base]]
+    worse = [i for i in df.index if df.loc[i, col] <= df.loc[i, base]]
+    parts = []
+    if better:
+        parts.append("beats the identity baseline (the input itself) on " + ", ".join(
+            f"{i} ({df.loc[i, col] - df.loc[i, base]:+.2f} dB)" for i in better))
+    if worse:
+        parts.append("does not on " + ", ".join(f"{i} ({df.loc[i, col] - df.loc[i, base]:+.2f} dB)" for i in worse))
+    return f"{method.upper()} " + "; it ".join(parts) + "."
+
+
+def stored_metrics(run: RunConfig, method: str, preset: str = STORED_PRESET, seed: int = 0) -> pd.DataFrame | None:
+    """The stored ``metrics.jsonl`` of ``method``'s training at ``preset`` (losses and validation scores)."""
+    rec = stored_training(run, method, preset, seed)
+    if rec is None:
+        return None
+    path = Path(rec["_path"]).parent / f"{seed}.metrics.jsonl"
+    return read_metrics(path) if path.is_file() else None
+
+
+def stored_curves(run: RunConfig, method: str, preset: str = STORED_PRESET, seed: int = 0):
+    """:func:`sirr.viz.training.training_curves` of the stored training, titled with its scale; None if absent."""
+    df = stored_metrics(run, method, preset, seed)
+    if df is None:
+        return None
+    rec = stored_training(run, method, preset, seed)
+    title = (f"{method.upper()}, preset {preset}, seed {seed}: {rec['steps']} steps, {rec['samples_seen']} samples "
+             f"of {rec['crop']} px ({100 * rec['compute_fraction']:.3g}% of the paper's training compute)")
+    return training_curves(df, title)
+
+
+def evaluation_display(df: pd.DataFrame | None) -> pd.DataFrame | str:
+    """:func:`evaluation_table` as strings: PSNR with 2 decimals, SSIM and LPIPS with 3, an em dash where absent;
+    columns grouped by who (input, LA, TS, the papers)."""
+    if df is None:
+        return "no stored results"
+    names = {"identity": "input (identity)", "la": "LA ours", "ts": "TS ours", "LA paper": "LA paper",
+             "TS paper": "TS paper (SIR² avg.)"}
+    out = pd.DataFrame(index=df.index)
+    out[("", "images")] = df[("", "images")]
+    for col in df.columns:
+        who, metric = col
+        if who == "":
+            continue
+        digits = 2 if metric == "psnr" else 3
+        label = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS ↓"}[metric]
+        out[(names[who], label)] = [DASH if pd.isna(v) else f"{v:.{digits}f}" for v in df[col]]
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
