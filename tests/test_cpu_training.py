@@ -69,7 +69,7 @@ def test_validation_identity_score_is_psnr_of_the_input():
     assert v.score(lambda x: torch.zeros_like(x))["val_psnr"] < s["val_psnr"]
 
 
-@pytest.mark.parametrize("method", ["la", "ts"])
+@pytest.mark.parametrize("method", ["ts"])  # LA: the same checks on tests/test_weights.py's budgeted run
 def test_time_budget_stops_each_phase_at_a_step_boundary_and_resumes(tmp_path, method):
     """A budget far below one step: every phase takes exactly one step, records it, and a resume is a no-op."""
     over = dict(la__time_budget_s=1e-3, ts__time_budget_s=1e-3, validation__photos=4, validation__size=64,

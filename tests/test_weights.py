@@ -28,6 +28,19 @@ def budget_run(tmp_path_factory):
     return run, res
 
 
+def test_la_time_budget_ends_each_phase_after_one_step_and_resume_is_a_no_op(budget_run):
+    run, res = budget_run
+    assert res.progress["phase_steps"] == {"train": 1, "fine_tune": 1}
+    assert res.progress["phases_out_of_time"] == ["fine_tune", "train"]
+    assert res.progress["samples_seen"] == 2 * run.preset.la.batch_size
+    ck = torch.load(res.checkpoint, weights_only=True)
+    assert ck["phase"] == "done" and ck["phase_steps"] == res.progress["phase_steps"]
+    df = ex.train.read_metrics(res.run_dir)
+    assert df["validation"].fillna(False).astype(bool).sum() == 2  # scored at the end of each phase
+    again = get_method("la").train(run, run_dir=res.run_dir, resume=True, progress=False)
+    assert again.steps == res.steps == 2 and again.resumed_from == 2
+
+
 def test_export_is_fp16_smaller_and_reloads_close_to_fp32(budget_run):
     run, res = budget_run
     entry = export_weights(res.checkpoint, run, extra={"note": "test"})
