@@ -47,7 +47,7 @@ from sirr.train.engine import (
     split_budget,
     variant_name,
 )
-from sirr.train.validation import ValidationSet, hold_out
+from sirr.train.validation import split_for_validation
 
 __all__ = ["train_location_aware", "load_location_aware", "LATraining", "la_step", "RealPairSampler", "la_model_kwargs"]
 
@@ -161,15 +161,9 @@ class LATraining(Job):
         if hasattr(photos, "summary"):
             log(photos.summary())
         val = run.preset.validation
-        self.validation = None
-        if val.photos:
-            photos, held = hold_out(photos, val.photos)
-            self.validation = ValidationSet(held, "la", val.size, device)
-            self.validation_photos = list(self.validation.names)
-            self.validate_every = cfg.validate_every
-            log(f"validation: {len(held)} photos held out of the training pool, {len(held)} LA triples at "
-                f"{val.size} px (identity PSNR {self.validation.identity_psnr:.2f} dB), scored every "
-                f"{cfg.validate_every} steps")
+        photos, self.validation = split_for_validation(run, photos, "la", device, cfg.validate_every, log)
+        self.validate_every = cfg.validate_every
+        self.validation_photos = list(self.validation.names) if self.validation is not None else []
         log(f"precision: {self.precision.describe()}"
             + (f"; time budget {cfg.time_budget_s:.0f} s" if cfg.time_budget_s else ""))
         # what the network learns from, for manifests: the pool after the validation hold-out
@@ -266,7 +260,7 @@ class LATraining(Job):
 
     def meta(self) -> dict[str, Any]:
         return {"model_kwargs": self.model_kwargs, "loss_kwargs": self.loss_kwargs, "pool": self.pool_record,
-                "validation_photos": getattr(self, "validation_photos", []), "precision": self.precision.describe()}
+                "validation_photos": self.validation_photos, "precision": self.precision.describe()}
 
     def summary(self) -> str:
         return f"LA: {sum(p.steps for p in self.phases)} steps"

@@ -47,7 +47,7 @@ from sirr.train.engine import (
     split_budget,
     variant_name,
 )
-from sirr.train.validation import ValidationSet, hold_out
+from sirr.train.validation import split_for_validation
 
 __all__ = ["train_two_stage", "load_two_stage", "TSTraining", "ts_step", "STAGE2_EDGES"]
 
@@ -105,15 +105,9 @@ class TSTraining(Job):
         if hasattr(photos, "summary"):
             log(photos.summary())
         val = run.preset.validation
-        self.validation = None
-        if val.photos:
-            photos, held = hold_out(photos, val.photos)
-            self.validation = ValidationSet(held, "ts", val.size, device)
-            self.validation_photos = list(self.validation.names)
-            self.validate_every = cfg.validate_every
-            log(f"validation: {len(held)} photos held out of the training pool, {len(held)} TS triples at "
-                f"{val.size} px (identity PSNR {self.validation.identity_psnr:.2f} dB), scored every "
-                f"{cfg.validate_every} steps")
+        photos, self.validation = split_for_validation(run, photos, "ts", device, cfg.validate_every, log)
+        self.validate_every = cfg.validate_every
+        self.validation_photos = list(self.validation.names) if self.validation is not None else []
         log(f"precision: {self.precision.describe()}"
             + (f"; time budget {cfg.time_budget_s:.0f} s" if cfg.time_budget_s else ""))
         # what the network learns from, for manifests: the pool after the validation hold-out
@@ -174,7 +168,7 @@ class TSTraining(Job):
     def meta(self) -> dict[str, Any]:
         return {"model_kwargs": self.model_kwargs, "stage1_steps": self.n1, "stage2_steps": self.n2,
                 **self.switches, "stage2_edges": self.edges_mode, "pool": self.pool_record,
-                "validation_photos": getattr(self, "validation_photos", []), "precision": self.precision.describe()}
+                "validation_photos": self.validation_photos, "precision": self.precision.describe()}
 
     def summary(self) -> str:
         return f"TS: {self.n1} stage-1 + {self.n2} stage-2 steps"

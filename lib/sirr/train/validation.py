@@ -19,7 +19,7 @@ from sirr.data.pool import PhotoPool
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.metrics import psnr
 
-__all__ = ["hold_out", "ValidationSet", "VALIDATION_SEED"]
+__all__ = ["hold_out", "ValidationSet", "VALIDATION_SEED", "split_for_validation"]
 
 #: Seed of the validation triples (the same triples for every training seed).
 VALIDATION_SEED = 20_211_019
@@ -73,3 +73,17 @@ class ValidationSet:
         outs = [predict(self.I[i: i + self.batch_size]).float() for i in range(0, len(self), self.batch_size)]
         return {"val_psnr": round(self._mean_psnr(torch.cat(outs)), 4),
                 "val_identity_psnr": round(self.identity_psnr, 4)}
+
+
+def split_for_validation(run: Any, photos: Sequence, recipe: str, device: torch.device | str, every: int,
+                         log: Callable[[str], None]) -> tuple[Sequence, ValidationSet | None]:
+    """``(training photos, validation set)`` for a job: ``run.preset.validation.photos`` held out of ``photos``
+    and made into ``recipe`` triples (``(photos, None)`` when the preset has no validation set); says so in one line."""
+    val = run.preset.validation
+    if not val.photos:
+        return photos, None
+    photos, held = hold_out(photos, val.photos)
+    vset = ValidationSet(held, recipe, val.size, device)
+    log(f"validation: {len(held)} photos held out of the training pool, {len(held)} {recipe.upper()} triples at "
+        f"{val.size} px (identity PSNR {vset.identity_psnr:.2f} dB), scored every {every} steps")
+    return photos, vset
