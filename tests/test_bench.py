@@ -15,7 +15,7 @@ def test_tiny_bench_writes_a_valid_report(tmp_path):
     out = tmp_path / "bench" / "cpu.json"
     lines = []
     rep = bench.run_bench("cpu", sizes=["32x48"], repeats=1, out=out, train=False, print_fn=lines.append,
-                          compile=False, profile=True)
+                          compile=False, profile=True, weights="random")
     stored = json.loads(out.read_text())
     assert not list(out.parent.glob("*.tmp"))  # atomic write left nothing behind
     for key in ("device", "device_slug", "repeats", "iterations", "parameters", "inference", "fastest",
@@ -32,11 +32,67 @@ def test_tiny_bench_writes_a_valid_report(tmp_path):
     assert paths["fp32 eager"]["max_abs_diff"] == 0.0
     assert paths["fp32 channels_last"]["max_abs_diff"] <= bench.FP32_TOLERANCE
     assert paths["fp32 channels_last"]["correct"]
+    assert paths["fp32 eager"]["psnr_vs_fp32_db"] is None  # identical to itself
     assert stored["fastest"]["32x48"]["path"] in paths
+    assert stored["weights"]["trained"] is False and stored["remove_path"] is None  # random init: no choice
     assert stored["goal"] is None  # 400x540 not measured
     assert stored["profile"]["top_ops"] and stored["profile"]["top_ops"][0]["self_s"] > 0
     assert rep["path"] == str(out) and any("fastest correct" in line for line in lines)
     assert bench.read_bench(tmp_path)[0]["device_slug"] == stored["device_slug"]
+
+
+def _trained_checkpoint(tmp_path):
+    """A LA checkpoint with non-random weights, written as sirr.train writes checkpoints."""
+    from sirr.train.engine import CHECKPOINT_FORMAT, atomic_torch_save
+
+    torch.manual_seed(3)
+    model = LocationAware()
+    path = tmp_path / "la.pt"
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, "kind": "la", "model_kwargs": {}, "model": model.state_dict(),
+                       "step": 7, "config": {"preset": {"name": "cpu"}}}, path)
+    return path
+
+
+def test_bench_on_trained_weights_records_the_path_sirr_remove_uses(tmp_path, monkeypatch):
+    from sirr import inference
+
+    ckpt = _trained_checkpoint(tmp_path)
+    out = tmp_path / "bench" / f"{inference.device_slug('cpu')}.json"
+    rep = bench.run_bench("cpu", sizes=["24x32"], repeats=1, out=out, train=False, print_fn=lambda s: None,
+                          compile=False, profile=False, weights=ckpt)
+    assert rep["weights"]["trained"] and rep["weights"]["sha256"] and rep["weights"]["steps"] == 7
+    rows = {r["path"]: r for r in rep["inference"]}
+    assert rows["fp32 channels_last"]["psnr_vs_fp32_db"] is None or rows["fp32 channels_last"]["psnr_vs_fp32_db"] > 60
+    choice = rep["remove_path"]
+    assert choice["path"] == rep["fastest"]["24x32"]["path"] and choice["size"] == "24x32"
+    # sirr remove reads that choice for this device ...
+    monkeypatch.setattr(inference, "REPO_ROOT", tmp_path / "nowhere")
+    precision, why = inference.precision_for("cpu", bench_dir=out.parent)
+    assert precision == inference.PATHS[choice["path"]] and "sirr bench" in why
+    # ... and falls back to resolve_precision('auto') without a report or with one on random weights
+    precision, why = inference.precision_for("cpu", bench_dir=tmp_path / "empty")
+    assert "no bench report" in why
+    rep = bench.run_bench("cpu", sizes=["24x32"], repeats=1, out=out, train=False, print_fn=lambda s: None,
+                          compile=False, profile=False, weights="random")
+    assert inference.chosen_path("cpu", bench_dir=out.parent) is None
+
+
+def test_a_path_far_from_fp32_is_rejected(tmp_path, monkeypatch):
+    """A path whose output is below 40 dB of fp32 eager is never the fastest, however fast it is."""
+    real = bench.inference_paths
+
+    def with_a_bad_path(model, device, compile=None):
+        paths = real(model, device, compile=compile)
+        paths["broken fast"] = dict(fn=lambda x: torch.full_like(x, 0.5), dtype="bf16",
+                                    tolerance=bench.BF16_TOLERANCE, note="test: instant and wrong")
+        return paths
+
+    monkeypatch.setattr(bench, "inference_paths", with_a_bad_path)
+    rep = bench.run_bench("cpu", sizes=["24x32"], repeats=1, out=tmp_path / "b.json", train=False,
+                          print_fn=lambda s: None, compile=False, profile=False, weights="random")
+    rows = {r["path"]: r for r in rep["inference"]}
+    assert rows["broken fast"]["psnr_vs_fp32_db"] < bench.MIN_PSNR_DB and not rows["broken fast"]["correct"]
+    assert rep["fastest"]["24x32"]["path"] != "broken fast"
 
 
 def test_channels_last_path_matches_eager_on_an_odd_size():

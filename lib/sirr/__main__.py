@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--repeats", type=int, default=None)
     be.add_argument("--out", default=None, help="write the JSON report here (default: results/bench/<device>.json)")
     be.add_argument("--no-train", action="store_true", help="skip the training-step benchmark")
+    be.add_argument("--weights", default=None,
+                    help="LA weights to time and check the fast paths on: a checkpoint, or 'random' "
+                         "(default: the committed LA@cpu weights)")
 
     t = sub.add_parser("train", help="train one method at a preset (single process or under torchrun)")
     t.add_argument("method", choices=["la", "ts"])
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.verb == "bench":
             run_bench(device=args.device, sizes=args.sizes, repeats=args.repeats, out=args.out,
-                      train=not args.no_train)
+                      train=not args.no_train, weights=args.weights)
             return 0
         if args.verb == "train":
             train_cli(method=args.method, preset=args.preset, seed=args.seed, device=args.device,

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.datasets import available_datasets, load_dataset, real_reflection_photos
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
+from sirr.inference import precision_for, reuse_freed_memory
 from sirr.methods import get_method
 from sirr.models.location_aware import RELEASE_URL, LocationAware, release_key_map
 from sirr.train.engine import CheckpointError, resolve_precision  # CheckpointError: shared with training
@@ -210,19 +211,27 @@ class Remover:
 
 
 def _as_remover(method: str, model: torch.nn.Module, device: str, checkpoint: Path | None, source: str) -> Remover:
-    """The model as a function, in the precision :func:`sirr.train.engine.resolve_precision` picks for ``device``
-    ("auto": bf16 autocast + channels_last only where the hardware computes in bf16, fp32 elsewhere)."""
+    """The model as a function. LA runs in the path :func:`sirr.inference.precision_for` picks for ``device``
+    (the fastest one ``sirr bench`` found within 40 dB of fp32 on trained weights); TS, and LA without a bench
+    report, in ``resolve_precision("auto")`` (bf16 autocast + channels_last only where the hardware computes
+    in bf16, fp32 elsewhere)."""
     model = model.to(device).eval()
-    precision = resolve_precision("auto", device)
+    if method == "la":  # sirr bench measures the LA network only
+        precision, why = precision_for(device)
+    else:
+        precision = resolve_precision("auto", device)
+        why = f"{precision.describe()} (resolve_precision('auto'); sirr bench measures LA only)"
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
+        if torch.device(device).type == "cpu":
+            reuse_freed_memory(True)  # as sirr bench measured this path
     m = get_method(method)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         with precision.context(torch.device(device).type):
             return m.predict(model, precision.prepare(x)).float()
 
-    return Remover(method, fn, device, checkpoint, f"{source}; {precision.describe()}", model)
+    return Remover(method, fn, device, checkpoint, f"{source}; runs in {why}", model)
 
 
 def load_method(method: str = "la", checkpoint: str | Path | None = None, device: str = "cpu", *,

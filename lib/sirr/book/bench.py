@@ -24,11 +24,8 @@ interrupted run keeps what it measured).
 from __future__ import annotations
 
 import copy
-import ctypes
 import json
 import os
-import platform
-import re
 import statistics
 import time
 from pathlib import Path
@@ -39,9 +36,14 @@ from torch.profiler import ProfilerActivity, profile
 
 from sirr.atomic import atomic_write_text
 from sirr.config import REPO_ROOT, resolve_device
+from sirr.data.images import to_tensor
+from sirr.data.samples import sample_photos
+from sirr.inference import MIN_PSNR_DB, device_slug, output_psnr, paths_here, reuse_freed_memory
 from sirr.losses import LocationAwareLoss, VGG19Features
+from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware, count_flops
 from sirr.provenance import device_name, provenance
+from sirr.weights import committed_weights, sha256_file
 
 __all__ = [
     "run_bench",
@@ -110,42 +112,6 @@ def _parse_size(s: str | tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
-def device_slug(device: str) -> str:
-    """File-name slug of a device: ``cpu-x86_64-2threads`` or ``cuda-nvidia-h100-80gb-hbm3``."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        name = f"cuda-{torch.cuda.get_device_name(torch.device(device))}"
-    else:
-        name = f"cpu-{platform.machine() or 'unknown'}-{torch.get_num_threads()}threads"
-    return re.sub(r"[^a-z0-9_.]+", "-", name.lower()).strip("-")
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-_LIBC: list = []
-
-
-def reuse_freed_memory(on: bool = True) -> bool:
-    """CPU allocator setting of the fast path: let glibc keep freed activation buffers for reuse.
-
-    By default glibc hands every allocation above 32 MiB straight to ``mmap`` and back to the kernel
-    on ``free``, so each of the ~1000 activations of a 400×540 forward (a 64-channel map is 55 MB)
-    is page-faulted afresh: ~1.2 million minor faults and ~2 s of system time per forward on the
-    2-core machine. ``on=True`` raises the mmap threshold to 1 GiB and the trim threshold to 2 GiB
-    (buffers are reused, ~7 thousand faults, no change in any number); ``on=False`` restores
-    thresholds of 32 / 64 MiB (glibc's dynamic defaults for large blocks). Process-wide; returns
-    False where the C library is not glibc.
-    """
-    if not _LIBC:
-        try:
-            _LIBC.append(ctypes.CDLL("libc.so.6"))
-        except OSError:
-            _LIBC.append(None)
-    libc = _LIBC[0]
-    if libc is None or not hasattr(libc, "mallopt"):
-        return False
-    mmap_t, trim_t = ((1 << 30), (1 << 31) - 1) if on else (32 << 20, 64 << 20)
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_t)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_t))
-
-
 def _compile_default(device: str) -> bool:
     env = os.environ.get("SIRR_BENCH_COMPILE")
     if env is not None:
@@ -201,13 +167,18 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
             paths["fp32 channels_last compiled"] = dict(
                 fn=run_compiled, dtype="fp32", tolerance=FP32_TOLERANCE,
                 note="torch.compile (inductor, freezing), channels_last, inference_mode")
-    if cuda:
+    if "bf16 autocast channels_last" in paths_here(device):  # CUDA, or a CPU with native bf16
+        kind = "cuda" if cuda else "cpu"
+
         def run_bf16(x):
-            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            if not cuda:
+                reuse_freed_memory(True)
+            with torch.inference_mode(), torch.autocast(kind, dtype=torch.bfloat16):
                 return fast(x.contiguous(memory_format=torch.channels_last)).transmission.float()
 
         paths["bf16 autocast channels_last"] = dict(fn=run_bf16, dtype="bf16", tolerance=BF16_TOLERANCE,
                                                     note="torch.autocast(bfloat16), channels_last")
+    if cuda:
         if compile:
             def run_bf16_compiled(x):
                 with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
@@ -272,6 +243,7 @@ def run_bench(
     train_size: str = "256x256",
     profile: str | None | bool = True,
     iterations: int = 3,
+    weights: str | os.PathLike | None = None,
 ) -> dict:
     """Time LA inference at ``sizes`` on ``device`` (each path) and one training step; write the JSON report.
 
@@ -287,6 +259,9 @@ def run_bench(
         profile: profile one forward of the fastest correct path at this size (``True``: 400x540 if
             measured, else the largest size; ``False``/``None``: no profile).
         iterations: N of the network (the paper's 3).
+        weights: the LA weights to time and to check the fast paths on: a checkpoint path, ``"random"``
+            (random init: timing only, and then no ``remove_path`` is chosen), or ``None`` for the book's
+            committed LA@cpu weights (random init when there are none).
     Returns:
         The report (also written to ``out``).
     """
@@ -301,12 +276,16 @@ def run_bench(
     if cuda:
         torch.backends.cudnn.benchmark = True
 
-    torch.manual_seed(0)
-    model = LocationAware(iterations=iterations).to(dev).eval()
+    model, weights_info = _bench_model(weights, iterations, dev)
     n_params = sum(p.numel() for p in model.parameters())
     compile_on = _compile_default(dev) if compile is None else compile
     report: dict = {
-        "what": f"LA inference ({iterations} iterations, batch 1, random init weights) and one training step",
+        "what": (f"LA inference ({iterations} iterations, batch 1, {weights_info['what']}, on a sample photo "
+                 "resized to each size) and one training step"),
+        "weights": weights_info,
+        "selection_rule": (f"fastest path whose output scores at least {MIN_PSNR_DB:g} dB PSNR against the fp32 "
+                           "eager output (fp32 paths also within the fp32 tolerance); chosen for sirr remove only "
+                           "when measured on trained weights"),
         "device": device_name(dev),
         "device_slug": device_slug(dev),
         "torch_threads": torch.get_num_threads(),
@@ -334,7 +313,7 @@ def run_bench(
     try:
         for h, w in parsed:
             size = f"{h}x{w}"
-            x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)).to(dev)
+            x = _bench_input(h, w).to(dev)
             gflops = count_flops(model, h, w)["gflops_per_iteration"]
             ref = None
             rows = []
@@ -354,20 +333,23 @@ def run_bench(
                     continue
                 ref = y if ref is None else ref
                 diff = float((y - ref).abs().max())
+                db = output_psnr(y, ref)  # None: identical to fp32 eager
                 med = statistics.median(times)
                 row = {
                     "size": size, "path": name, "dtype": spec["dtype"], "note": spec["note"],
                     "median_s": med, "min_s": min(times), "times_s": times,
                     "median_cpu_s": statistics.median(cpu_times),
-                    "max_abs_diff": diff, "tolerance": spec["tolerance"],
-                    "correct": diff <= spec["tolerance"] or name == "fp32 eager",
+                    "max_abs_diff": diff, "tolerance": spec["tolerance"], "psnr_vs_fp32_db": db,
+                    "correct": name == "fp32 eager" or ((db is None or db >= MIN_PSNR_DB)
+                                                        and (spec["dtype"] != "fp32" or diff <= spec["tolerance"])),
                     "gflops_per_iteration": gflops,
                     "achieved_gflops_per_s": gflops * iterations / med if med > 0 else None,
                 }
                 rows.append(row)
                 report["inference"].append(row)
-                print_fn(f"  {size:<9} {name:<38} {med * 1e3:10.1f} ms (cpu {row['median_cpu_s']:.2f} s)  max|dT| {diff:.2e}"
-                         f"{'' if row['correct'] else '  (over tolerance)'}")
+                close = "identical" if db is None else f"{db:.1f} dB"
+                print_fn(f"  {size:<9} {name:<38} {med * 1e3:10.1f} ms (cpu {row['median_cpu_s']:.2f} s)  "
+                         f"max|dT| {diff:.2e}, vs fp32 {close}{'' if row['correct'] else '  (rejected)'}")
                 del y
             if rows:
                 base = next((r for r in rows if r["path"] == "fp32 eager"), None)
@@ -376,7 +358,7 @@ def run_bench(
                 report["fastest"][size] = {
                     "path": best["path"], "median_s": best["median_s"],
                     "speedup_vs_fp32_eager": (base["median_s"] / best["median_s"]) if base else None,
-                    "max_abs_diff": best["max_abs_diff"],
+                    "max_abs_diff": best["max_abs_diff"], "psnr_vs_fp32_db": best["psnr_vs_fp32_db"],
                 }
                 print_fn(f"  {size:<9} fastest correct: {best['path']} "
                          f"({report['fastest'][size]['speedup_vs_fp32_eager'] or float('nan'):.2f}x fp32 eager)")
@@ -387,13 +369,18 @@ def run_bench(
             got = report["fastest"][goal_size]["median_s"]
             report["goal"] = {"size": goal_size, "seconds": goal_s, "measured_s": got, "met": got <= goal_s,
                               "path": report["fastest"][goal_size]["path"]}
+            if not cuda:
+                report["release_ratio_goal"] = _release_ratio(report, goal_size)
+        report["remove_path"] = _remove_path(report, goal_size)
+        if report["remove_path"]:
+            print_fn(f"  sirr remove on this device: {report['remove_path']['path']}")
         if profile:
             measured = [s for s in report["fastest"]]
             psize = (("400x540" if "400x540" in measured else (measured[-1] if measured else None))
                      if profile is True else str(profile))
             if psize in report["fastest"]:
                 h, w = _parse_size(psize)
-                x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)).to(dev)
+                x = _bench_input(h, w).to(dev)
                 best = report["fastest"][psize]["path"]
                 fn = paths[best]["fn"]
                 report["profile"] = {"size": psize, "path": best,
@@ -410,6 +397,66 @@ def run_bench(
     report["path"] = str(path)
     print_fn(f"report: {path}")
     return report
+
+
+def _bench_model(weights, iterations: int, dev: str) -> tuple[torch.nn.Module, dict]:
+    """The LA network to time and a description of its weights (``trained``, ``what``, ``path``, ``sha256``)."""
+    if weights is None:
+        committed = committed_weights(REPO_ROOT / "results", "la", "cpu", 0)
+        if committed is not None:
+            weights = committed[0]
+    if weights is None or str(weights) == "random":
+        torch.manual_seed(0)
+        model = LocationAware(iterations=iterations)
+        info = {"trained": False, "what": "random init weights (seed 0)", "path": None, "sha256": None}
+    else:
+        path = Path(weights)
+        model = get_method("la").load(path, device="cpu")
+        model.iterations = iterations
+        try:
+            shown = str(path.resolve().relative_to(REPO_ROOT))
+        except ValueError:
+            shown = str(path)
+        meta = getattr(model, "checkpoint_meta", {}) or {}
+        preset = ((meta.get("config") or {}).get("preset") or {}).get("name")
+        info = {"trained": True, "what": f"trained weights {shown} (preset {preset or 'unknown'})", "path": shown,
+                "sha256": sha256_file(path), "preset": preset, "steps": meta.get("step")}
+    return model.to(dev).eval(), info
+
+
+def _bench_input(h: int, w: int) -> torch.Tensor:
+    """The first packaged sample photo resized to ``h`` x ``w``: a real image, so that the fast paths are checked
+    on the activations a photo gives (random noise would not exercise the trained RCMap)."""
+    _, photo = sample_photos()[0]
+    x = to_tensor(photo)
+    return torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
+                                           align_corners=False).clamp(0, 1)
+
+
+def _release_ratio(report: dict, size: str) -> dict:
+    """Issue 12's CPU goal: the fastest path at most 0.33x the authors' release code's time at 400x540."""
+    eager = next((r for r in report["inference"] if r.get("size") == size and r.get("path") == "fp32 eager"
+                  and "median_s" in r), None)
+    best = report["fastest"][size]
+    ratio = best["median_s"] / eager["median_s"] if eager else None
+    return {"size": size, "ratio_goal": 0.33, "measured_ratio_vs_fp32_eager": ratio,
+            "met": ratio is not None and ratio <= 0.33,
+            "reference": ("fp32 eager stands in for the release: the authors' code cannot run offline here; the "
+                          "issue measured the two 2% apart on one machine (10.4 s vs 10.2 s at 400x544)"),
+            "note": None if paths_here("cpu")[-1].startswith("bf16") else
+            "this CPU has no native bf16 (AVX-512 BF16 / AMX), so only fp32 paths run; the 0.33x goal needs bf16"}
+
+
+def _remove_path(report: dict, size: str) -> dict | None:
+    """What ``sirr remove`` uses on this device: the fastest accepted path at ``size`` (else the largest size
+    measured), when the weights were trained; ``None`` on random weights."""
+    if not report["fastest"] or not report["weights"].get("trained"):
+        return None
+    at = size if size in report["fastest"] else list(report["fastest"])[-1]
+    best = report["fastest"][at]
+    return {"path": best["path"], "size": at, "psnr_vs_fp32_db": best["psnr_vs_fp32_db"],
+            "speedup_vs_fp32_eager": best["speedup_vs_fp32_eager"],
+            "weights": {k: report["weights"][k] for k in ("trained", "path", "sha256")}}
 
 
 def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256") -> dict:

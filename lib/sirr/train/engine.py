@@ -147,8 +147,8 @@ class Precision:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def describe(self) -> str:
-        return "bf16 autocast + channels_last" if self.autocast and self.channels_last else (
-            "bf16 autocast" if self.autocast else "fp32")
+        kind = "bf16 autocast" if self.autocast else "fp32"
+        return f"{kind} + channels_last" if self.channels_last else kind
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> Precision:
