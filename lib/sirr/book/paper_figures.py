@@ -30,6 +30,7 @@ from sirr.gradients import edge_map, laplacian_map
 from sirr.losses.location_aware import binary_rcmap_target
 from sirr.methods import get_method
 from sirr.viz.figures import _as_image
+from sirr.viz.style import CMAP_CONFIDENCE, CMAP_RCMAP, map_panel
 
 __all__ = [
     "NOT_IMPLEMENTED",
@@ -66,6 +67,9 @@ def _img(x) -> np.ndarray:
 
 def _show(ax, img, title: str | None = None, cmap: str = "gray", vmax: float = 1.0) -> None:
     a = _img(img)
+    if a.ndim == 2 and cmap != "gray":  # a map (RCMap, C_rf): its colour map and a colour bar
+        map_panel(ax, a, cmap, title, vmin=0, vmax=vmax, fontsize=8)
+        return
     ax.imshow(a, cmap=cmap if a.ndim == 2 else None, vmin=0, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -124,7 +128,7 @@ def la_fig01(image, rcmap, transmission, ground_truth=None, title: str | None = 
     fig, axes = _grid(1, len(panels), _aspect(image),
                       title=title or f"LA Fig. 1 (not implemented here: {NOT_IMPLEMENTED['la_fig01']})")
     for ax, (img, name) in zip(axes[0], panels):
-        _show(ax, img, name, cmap="jet" if "RCMap" in name else "gray")
+        _show(ax, img, name, cmap=CMAP_RCMAP if "RCMap" in name else "gray")
     return _finish(fig)
 
 
@@ -181,7 +185,7 @@ def la_fig05(rows: Sequence[tuple[object, Sequence[object]]], names: Sequence[st
     for k, (row, (image, rcmaps)) in enumerate(zip(axes, rows)):
         _show(row[0], image, f"input {names[k]}" if names else "input I")
         for i, c in enumerate(rcmaps):
-            _show(row[i + 1], c, f"Ĉ_{i + 1}", cmap="jet")
+            _show(row[i + 1], c, f"Ĉ_{i + 1}", cmap=CMAP_RCMAP)
         for ax in row[len(rcmaps) + 1:]:
             _blank(ax)
     return _finish(fig)
@@ -213,7 +217,7 @@ def la_fig09(image, variants: Mapping[str, tuple[object, object]], ground_truth=
     else:
         _blank(axes[1, 0])
     for j, (name, (rcmap, t)) in enumerate(variants.items(), start=1):
-        _show(axes[0, j], rcmap, f"Ĉ: {name}", cmap="jet")
+        _show(axes[0, j], rcmap, f"Ĉ: {name}", cmap=CMAP_RCMAP)
         _show(axes[1, j], t, f"T̂: {name}")
     return _finish(fig)
 
@@ -245,7 +249,7 @@ def la_fig10(image, transmission_gt, rcmap, beta: float = 0.3, beta_relative: fl
         (residual / residual.max().clamp(min=1e-6), "|I − T| (scaled)", "gray"),
         (binary_rcmap_target(I, T, beta), f"GT RCM, β={beta}", "gray"),
         (relative_rcmap_target(I, T, beta_relative), f"GT RCM relative, β={beta_relative}", "gray"),
-        (c, "Ours (RCMap Ĉ)", "jet"),
+        (c, "Ours (RCMap Ĉ)", CMAP_RCMAP),
         ((c > threshold).float(), f"Ours [th.={threshold}]", "gray"),
     ]
     fig, axes = _grid(1, len(panels), _aspect(image), title=title or "LA Fig. 10: calculated RCMs")
@@ -271,7 +275,7 @@ def ts_fig01(image, out, b_initial_without_fr=None, ground_truth=None, title: st
         (out.b_initial, "(d) B_ini", "gray"),
         (b_initial_without_fr, "(e) B_ini without L_FR", "gray"),
         (residual / residual.max().clamp(min=1e-6), "(f) |I − B_ini| (scaled)", "gray"),
-        (conf, "(g) confidence map C_rf", "jet"),
+        (conf, "(g) confidence map C_rf", CMAP_CONFIDENCE),
         (out.b_final, "(h) B_final", "gray"),
         (ground_truth, "(i) ground truth", "gray"),
         (out.edges_background, "E_B (C_rf < ξ)", "gray"),

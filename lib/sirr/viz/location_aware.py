@@ -17,6 +17,7 @@ import torch
 
 from sirr.losses.vgg import VGG19Features
 from sirr.models.location_aware import count_flops
+from sirr.viz.style import CMAP_ERROR, CMAP_RCMAP, map_panel, wrap_title
 
 __all__ = [
     "MODULE_GROUPS",
@@ -92,44 +93,55 @@ def flops_table(model, sizes: Sequence[tuple[int, int]] = ((256, 256), (400, 540
     return pd.DataFrame(rows)
 
 
+def _rgb_panel(ax, a, title: str, width: int) -> None:
+    ax.imshow(a, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(wrap_title(title, width), fontsize=9)
+    ax.axis("off")
+
+
 def iteration_grid(I, out, title: str | None = None, size: float = 2.4):
-    """LA Figs. 3/5 style: one row per iteration i — input I, RCMap Ĉ_i, R̂_i (x3 for visibility), T̂_i."""
+    """LA Figs. 3/5 style: one row per iteration i — input I, RCMap Ĉ_i (colour map :data:`CMAP_RCMAP`
+    with its colour bar), R̂_i (x3 for visibility), T̂_i. Constrained layout; the title is wrapped."""
     n = len(out.transmissions)
     img = _to_np(I)
     aspect = img.shape[0] / max(img.shape[1], 1)
-    fig, axes = plt.subplots(n, 4, figsize=(4 * size, n * size * aspect + 0.6), squeeze=False)
+    fig, axes = plt.subplots(n, 4, figsize=(4 * size + 0.6, n * size * aspect + 0.8), squeeze=False,
+                             layout="constrained")
+    width = max(12, int(size * 13))
     for i in range(n):
-        panels = [(img, "input $I$"), (_to_np(out.rcmaps[i]), f"RCMap $\\hat C_{i + 1}$"),
-                  (np.clip(_to_np(out.reflections[i]) * 3, 0, 1), f"$\\hat R_{i + 1}$ (x3)"),
-                  (_to_np(out.transmissions[i]), f"$\\hat T_{i + 1}$")]
-        for ax, (a, t) in zip(axes[i], panels):
-            ax.imshow(a, cmap="magma" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(t, fontsize=9)
-            ax.axis("off")
+        _rgb_panel(axes[i, 0], img, "input $I$", width)
+        map_panel(axes[i, 1], _to_np(out.rcmaps[i]), CMAP_RCMAP, f"RCMap $\\hat C_{i + 1}$", vmin=0, vmax=1,
+                  width=width)
+        _rgb_panel(axes[i, 2], np.clip(_to_np(out.reflections[i]) * 3, 0, 1), f"$\\hat R_{i + 1}$ (x3)", width)
+        _rgb_panel(axes[i, 3], _to_np(out.transmissions[i]), f"$\\hat T_{i + 1}$", width)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(wrap_title(title, max(40, int(4 * size * 11))), fontsize=10)
     return fig
 
 
+#: |T̂_i − I| is shown on [0, ERROR_VMAX] (brighter = larger change; the colour bar marks larger values).
+ERROR_VMAX = 0.25
+
+
 def iteration_figure(I, out, iteration: int, size: float = 2.6):
-    """One iteration (1-based) of ``out``: input, RCMap, R̂ (x3), T̂ and |T̂_i − I| — the widget's render."""
+    """One iteration (1-based) of ``out``: input, RCMap (with colour bar), R̂ (x3), T̂ and |T̂_i − I|
+    (mean over RGB, colour map :data:`CMAP_ERROR`, with colour bar) — the widget's render."""
     n = len(out.transmissions)
     if not 1 <= iteration <= n:
         raise ValueError(f"iteration must be in 1..{n}, got {iteration}")
     i = iteration - 1
     img = _to_np(I)
     t = _to_np(out.transmissions[i])
-    panels = [(img, "input $I$"), (_to_np(out.rcmaps[i]), f"RCMap $\\hat C_{iteration}$"),
-              (np.clip(_to_np(out.reflections[i]) * 3, 0, 1), f"$\\hat R_{iteration}$ (x3)"),
-              (t, f"$\\hat T_{iteration}$"), (np.clip(np.abs(t - img).mean(-1) * 4, 0, 1), f"$|\\hat T_{iteration} - I|$ (x4)")]
     aspect = img.shape[0] / max(img.shape[1], 1)
-    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * size, size * aspect + 0.5))
-    for ax, (a, title) in zip(axes, panels):
-        ax.imshow(a, cmap="magma" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, 5, figsize=(5 * size + 0.8, size * aspect + 0.7), layout="constrained")
+    width = max(12, int(size * 13))
+    _rgb_panel(axes[0], img, "input $I$", width)
+    map_panel(axes[1], _to_np(out.rcmaps[i]), CMAP_RCMAP, f"RCMap $\\hat C_{iteration}$", vmin=0, vmax=1,
+              width=width)
+    _rgb_panel(axes[2], np.clip(_to_np(out.reflections[i]) * 3, 0, 1), f"$\\hat R_{iteration}$ (x3)", width)
+    _rgb_panel(axes[3], t, f"$\\hat T_{iteration}$", width)
+    map_panel(axes[4], np.abs(t - img).mean(-1), CMAP_ERROR, f"$|\\hat T_{iteration} - I|$ (mean over RGB)",
+              vmin=0, vmax=ERROR_VMAX, width=width, extend="max")
     return fig
 
 
@@ -146,21 +158,21 @@ def loss_curves(metrics, columns: Sequence[str] | None = None, title: str | None
         raise ValueError(f"loss_curves: no numeric loss columns in {list(metrics.columns)}")
     ncols = min(4, len(columns))
     nrows = int(np.ceil(len(columns) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows + (0.4 if title else 0)),
+                             squeeze=False, layout="constrained")
     fine = metrics[metrics["phase"].astype(str).str.contains("fine")] if "phase" in metrics else metrics.iloc[:0]
     for ax, col in zip(axes.flat, columns):
         d = metrics[["step", col]].dropna()
         ax.plot(d["step"], d[col], marker="o" if len(d) < 30 else None, ms=3, lw=1)
         if len(fine):
             ax.axvspan(fine["step"].min(), fine["step"].max(), color="0.9", zorder=0)
-        ax.set_title(col, fontsize=9)
+        ax.set_title(wrap_title(col, 34), fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(columns):]:
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(wrap_title(title, max(40, int(3.2 * ncols * 11))), fontsize=10)
     return fig
 
 

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sirr.viz.style import wrap_title
+
 __all__ = [
     "DASH",
     "CONVENTION_NAMES",
@@ -150,23 +152,58 @@ def to_html(df, index: bool = False) -> str:
     return df.to_html(index=index, escape=True, na_rep=DASH)
 
 
+def _rank_desc(v: np.ndarray) -> np.ndarray:
+    """1-based rank of each finite value, largest first (ties share the better rank); NaN -> 0."""
+    out = np.zeros(len(v), dtype=int)
+    ok = np.isfinite(v)
+    out[ok] = [1 + int((v[ok] > x).sum()) for x in v[ok]]
+    return out
+
+
 def ordering_plot(df, ours: str = "psnr_la", paper: str = "paper_psnr", title: str = ""):
-    """Scatter of our mean ± std (y) against the paper's number (x) for each row of an ablation table,
-    each point labelled with the paper's row name. Returns the matplotlib figure."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    """The rows of an ablation table side by side: the paper's number (left) and our mean ± std over
+    seeds (right), one line per row with the paper's row name on the y axis, rows sorted by the paper's
+    value (best at the top, rows without a paper number last); each point carries its rank (#1 = best),
+    so a reader sees at once whether our ordering follows the paper's. Returns the matplotlib figure."""
     x = df[paper].to_numpy(dtype=float)
     y = df[f"{ours}_mean"].to_numpy(dtype=float)
-    e = df[f"{ours}_std"].to_numpy(dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    ax.errorbar(x[ok], y[ok], yerr=np.nan_to_num(e[ok]), fmt="o", capsize=3)
-    for xi, yi, lab in zip(x[ok], y[ok], df["label"][ok]):
-        ax.annotate(str(lab), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    e = np.nan_to_num(df[f"{ours}_std"].to_numpy(dtype=float)) if f"{ours}_std" in df else np.zeros(len(y))
+    labels = [wrap_title(str(lab), 30) for lab in df["label"]]
+    order = sorted(range(len(df)), key=lambda i: (not np.isfinite(x[i]), -x[i] if np.isfinite(x[i]) else 0, i))
+    pos = {i: len(order) - 1 - k for k, i in enumerate(order)}  # best paper row at the top
+    yy = np.array([pos[i] for i in range(len(df))], dtype=float)
+    rank_paper, rank_ours = _rank_desc(x), _rank_desc(y)
+    lines = max((lab.count("\n") + 1 for lab in labels), default=1)
     attrs = getattr(df, "attrs", {})
-    ax.set_xlabel(f"paper PSNR ({attrs.get('paper_column', paper)})")
-    ax.set_ylabel(f"ours {_metric_header(ours)}, mean ± std over {len(attrs.get('seeds', []))} seeds")
-    ax.set_title(title or "ours vs paper", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig, (ax_p, ax_o) = plt.subplots(1, 2, sharey=True, figsize=(8.0, 1.2 + len(df) * (0.3 + 0.14 * lines)),
+                                     layout="constrained", gridspec_kw={"width_ratios": [1, 1.25]})
+    for ax, v, err, ranks, color in ((ax_p, x, None, rank_paper, "0.35"), (ax_o, y, e, rank_ours, "tab:blue")):
+        ok = np.isfinite(v)
+        for yi in yy:
+            ax.axhline(yi, color="0.92", lw=0.8, zorder=0)
+        ax.errorbar(v[ok], yy[ok], xerr=None if err is None else err[ok], fmt="o", color=color, capsize=3, ms=5)
+        for vi, yi, r in zip(v[ok], yy[ok], ranks[ok]):
+            ax.annotate(f"#{r}", (vi, yi), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
+                        color=color)
+        for yi in yy[~ok]:
+            ax.text(0.02, yi, DASH + " (no value)", transform=ax.get_yaxis_transform(), va="center", fontsize=7,
+                    color="0.5")
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=8)
+        if ok.any():
+            lo, hi = float(np.nanmin(v[ok] - (0 if err is None else err[ok]))), float(
+                np.nanmax(v[ok] + (0 if err is None else err[ok])))
+            pad = max(0.05 * (hi - lo), 0.1)
+            ax.set_xlim(lo - pad, hi + pad)
+    bottom_up = np.argsort(yy)
+    ax_p.set_yticks(yy[bottom_up], [labels[i] for i in bottom_up], fontsize=8)
+    ax_p.set_ylim(-0.7, len(df) - 0.3)
+    ax_p.set_xlabel(wrap_title(f"paper PSNR ({attrs.get('paper_column', paper)})", 40), fontsize=9)
+    n_seeds = len(attrs.get("seeds", [])) or "?"
+    ax_o.set_xlabel(wrap_title(f"ours: {_metric_header(ours)}, mean ± std over {n_seeds} seeds", 46), fontsize=9)
+    ax_p.set_title("paper", fontsize=9)
+    ax_o.set_title("ours", fontsize=9)
+    fig.suptitle(wrap_title(title or "ours vs paper", 80), fontsize=10)
     return fig
 
 
@@ -174,7 +211,7 @@ def scores_plot(df, metric: str = "psnr_la", title: str = ""):
     """Grouped bars: the identity baseline, LA and TS on each scored test set (the Table 1 layout frame)."""
     methods = [("identity", "input"), ("la", "LA ours"), ("ts", "TS ours")]
     names = [DATASET_NAMES.get(d, d) for d in df["dataset"]]
-    fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(names)), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(names)), 3.8), layout="constrained")
     w = 0.8 / len(methods)
     xs = np.arange(len(names))
     for k, (m, lab) in enumerate(methods):
@@ -188,9 +225,8 @@ def scores_plot(df, metric: str = "psnr_la", title: str = ""):
         if ok.any():
             ax.scatter(xs[ok] + w, p[ok], marker="*", s=80, color="k", zorder=3, label="paper LA")
     ax.set_xticks(xs)
-    ax.set_xticklabels(names, fontsize=8)
+    ax.set_xticklabels([wrap_title(n, 18) for n in names], fontsize=8)
     ax.set_ylabel(_metric_header(metric))
-    ax.set_title(title, fontsize=10)
+    ax.set_title(wrap_title(title, max(40, int(max(5.0, 2.2 * len(names)) * 11))), fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return fig

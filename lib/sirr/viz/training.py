@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sirr.viz.style import wrap_title
+
 __all__ = ["training_curves"]
 
 
@@ -22,7 +24,7 @@ def training_curves(metrics: pd.DataFrame, title: str = "", loss: str = "total",
     is_val = metrics["validation"].fillna(False).astype(bool) if "validation" in metrics else \
         pd.Series(False, index=metrics.index)
     train, val = metrics[~is_val], metrics[is_val]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4 + (0.3 if title else 0)), layout="constrained")
     ax = axes[0]
     for phase, g in train.groupby("phase", sort=False):
         if loss not in g or g[loss].isna().all():
@@ -46,6 +48,5 @@ def training_curves(metrics: pd.DataFrame, title: str = "", loss: str = "total",
         ax.text(0.5, 0.5, "no validation set in this run", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(wrap_title(title, 110), fontsize=10)
     return fig

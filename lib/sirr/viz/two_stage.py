@@ -13,6 +13,7 @@ import torch
 
 from sirr.models.two_stage import edge_masks
 from sirr.viz.figures import _as_image
+from sirr.viz.style import CMAP_CONFIDENCE, map_panel, wrap_title
 
 __all__ = [
     "fig1_panels",
@@ -80,19 +81,18 @@ def fig1_panels(I, out, split, index: int = 0, gain: float = 3.0, size: float = 
         (_as_image(_np(out.b_final, index)), "$B_{final} = F_2([I, E_B, E_R])$"),
     ]
     h, w = conf.shape
-    fig, axes = plt.subplots(2, 4, figsize=(4 * size, 2 * size * max(h / w, 0.6) + 0.6))
+    fig, axes = plt.subplots(2, 4, figsize=(4 * size + 0.6, 2 * size * max(h / w, 0.6) + 1.0), layout="constrained")
+    width = max(12, int(size * 13))
     for ax, (img, title) in zip(axes.flat, panels):
         if img is None:
             threshold_histogram(ax, out.confidence[index], split)
             continue
         if img.ndim == 2:
-            im = ax.imshow(img, cmap="magma", interpolation="nearest")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        else:
-            ax.imshow(img, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+            map_panel(ax, img, CMAP_CONFIDENCE, title, vmin=0, width=width)
+            continue
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(wrap_title(title, width), fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
     return fig
 
 
@@ -100,7 +100,7 @@ def edge_split_figure(I, confidence, threshold: float, split=None, index: int = 
     """E_B and E_R (TS Eq. 6) at an arbitrary ``threshold``, with the pixel counts, for the threshold explorer."""
     background, reflection = edge_masks(confidence[index : index + 1], float(threshold))
     nb, nr = int(background.sum()), int(reflection.sum())
-    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size))
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.3), layout="constrained")
     axes[0].imshow(_mask_overlay(I, background, (0.2, 0.6, 1.0), index), interpolation="nearest")
     axes[0].set_title(f"$E_B$ ($C_{{rf}} < {threshold:.2f}$): {nb} px", fontsize=9)
     axes[1].imshow(_mask_overlay(I, reflection, (1.0, 0.3, 0.2), index), interpolation="nearest")
@@ -117,7 +117,6 @@ def edge_split_figure(I, confidence, threshold: float, split=None, index: int = 
         axes[2].axvline(split.high, color="tab:red", ls="--", lw=1)
     axes[2].legend(fontsize=7)
     axes[2].set_xlabel("$C_{rf}$")
-    fig.tight_layout()
     return fig
 
 
@@ -129,7 +128,8 @@ def training_curves(metrics, columns: Sequence[str] | None = None, title: str = 
     """
     skip = {"step", "lr", "seconds", "phase", "epoch", "time", "wall", "elapsed"}
     phases = list(dict.fromkeys(metrics["phase"])) if "phase" in metrics else [None]
-    fig, axes = plt.subplots(1, len(phases), figsize=(4.6 * len(phases), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(phases), figsize=(4.6 * len(phases), 3.2 + (0.3 if title else 0)), squeeze=False,
+                             layout="constrained")
     for ax, phase in zip(axes[0], phases):
         part = metrics if phase is None else metrics[metrics["phase"] == phase]
         cols = columns or [c for c in part.columns if c not in skip and pd.api.types.is_numeric_dtype(part[c])]
@@ -141,8 +141,7 @@ def training_curves(metrics, columns: Sequence[str] | None = None, title: str = 
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(wrap_title(title, max(40, int(4.6 * len(phases) * 11))), fontsize=10)
     return fig
 
 
@@ -154,7 +153,8 @@ def initial_vs_final(rows: Sequence[tuple], box: tuple[int, int, int, int] | Non
     """
     with_input = any(r[1] is not None for r in rows)
     cols = ["input $I$"] * with_input + ["initial $B_{ini}$", "final $B_{final}$"]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(len(cols) * size, size * len(rows) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(len(cols) * size + 0.3, size * len(rows) + 0.4),
+                             squeeze=False, layout="constrained")
     for r, ((name, inp, ini, fin), ax_row) in enumerate(zip(rows, axes)):
         images = ([inp] if with_input else []) + [ini, fin]
         h, w = _np(ini).shape[:2]
@@ -168,5 +168,4 @@ def initial_vs_final(rows: Sequence[tuple], box: tuple[int, int, int, int] | Non
                 ax.set_title(cols[c], fontsize=9)
             if c == 0:
                 ax.set_ylabel(name if len(name) <= 28 else name[:26] + "…", fontsize=8)
-    fig.tight_layout()
     return fig
