@@ -147,3 +147,15 @@ def test_cuda_bench_bf16_and_compiled_paths(tmp_path):
     assert paths["bf16 autocast channels_last"]["max_abs_diff"] < bench.BF16_TOLERANCE
     assert paths["bf16 autocast channels_last compiled"]["max_abs_diff"] < bench.BF16_TOLERANCE
     assert rep["train_step"]["amp"] == "bf16 autocast" and rep["train_step"]["finite"]
+
+
+def test_cost_table_is_one_row_per_size_without_gaps(tmp_path):
+    from sirr.viz.location_aware import cost_sentences, cost_table
+
+    rep = bench.run_bench("cpu", sizes=["24x32", "16x16"], repeats=1, out=tmp_path / "c.json", train=False,
+                          print_fn=lambda s: None, compile=False, profile=False, weights=_trained_checkpoint(tmp_path))
+    table = cost_table([rep], paper_seconds=0.068)
+    assert list(table["size"]) == ["24x32", "16x16", "400x540"]  # two sizes, then the paper's row
+    assert not table.isna().any().any()
+    assert set(table["weights"][:2]) == {"trained"}
+    assert "sirr remove` runs in" in cost_sentences([rep])

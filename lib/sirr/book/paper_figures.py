@@ -31,6 +31,7 @@ from sirr.losses.location_aware import binary_rcmap_target
 from sirr.methods import get_method
 from sirr.viz.figures import _as_image
 from sirr.viz.style import CMAP_CONFIDENCE, CMAP_RCMAP, map_panel
+from sirr.weights import committed_weights
 
 __all__ = [
     "NOT_IMPLEMENTED",
@@ -49,6 +50,7 @@ __all__ = [
     "largest_change_box",
     "TrainedModel",
     "trained",
+    "committed",
     "figure_pairs",
     "run_note",
 ]
@@ -390,6 +392,17 @@ def trained(run, method: str = "la", variant: str = "full", *, train_missing: bo
     meta = getattr(model, "checkpoint_meta", None) or {}
     step = meta.get("step")
     return TrainedModel(method, variant, model, ckpt, int(step) if step is not None else None, trained_now)
+
+
+def committed(run, method: str = "la", preset: str = "cpu", seed: int = 0) -> TrainedModel | None:
+    """The book's committed weights of ``method`` at ``preset`` (:func:`sirr.weights.committed_weights`: LA@cpu,
+    fp16 on disk, run in fp32), or ``None`` when the checkout has none."""
+    found = committed_weights(REPO_ROOT / "results", method, preset, seed)
+    if found is None:
+        return None
+    path, entry = found
+    model = get_method(method).load(path, device=run.device).eval()
+    return TrainedModel(method, f"full@{preset}", model, path, entry.get("steps"), False)
 
 
 def run_note(*models: TrainedModel | None) -> str:

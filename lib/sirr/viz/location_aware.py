@@ -27,6 +27,7 @@ __all__ = [
     "iteration_figure",
     "loss_curves",
     "cost_table",
+    "cost_sentences",
     "first_layer_filters",
 ]
 
@@ -177,38 +178,65 @@ def loss_curves(metrics, columns: Sequence[str] | None = None, title: str | None
 
 
 def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
-    """One row per (device, size, path) of stored ``python -m sirr bench`` reports: median time, speed-up, max|ΔT|."""
+    """One row per (device, size) of stored ``python -m sirr bench`` reports: fp32 eager, the fastest accepted
+    path, its speed-up and how close its output is to fp32 (PSNR on the bench's weights); then the training
+    step and, if given, the paper's time. Every path of every report stays in the JSON (``results/bench``)."""
     rows = []
     for rep in reports:
         prov = rep.get("provenance", {})
-        fastest = rep.get("fastest", {})
+        weights = "trained" if (rep.get("weights") or {}).get("trained") else "random init"
         eager = {r["size"]: r["median_s"] for r in rep.get("inference", []) if r.get("path") == "fp32 eager"
                  and "median_s" in r}
-        for r in rep.get("inference", []):
-            if "median_s" not in r:
-                continue
-            rows.append({
-                "device": rep.get("device"), "size": r["size"], "path": r["path"],
-                "median s": round(r["median_s"], 4 if r["median_s"] < 1 else 2),
-                "median CPU s": round(r["median_cpu_s"], 2) if "median_cpu_s" in r else None,
-                "x fp32 eager": round(eager[r["size"]] / r["median_s"], 2) if r["size"] in eager else None,
-                "max |dT|": f"{r['max_abs_diff']:.1e}",
-                "fastest": "yes" if fastest.get(r["size"], {}).get("path") == r["path"] else "",
-                "repeats": rep.get("repeats"), "commit": str(prov.get("commit", ""))[:10],
-                "measured": rep.get("conditions", {}).get("start", {}).get("time_utc", prov.get("created")),
-            })
+        common = {"device": rep.get("device"), "weights": weights, "commit": str(prov.get("commit", ""))[:10],
+                  "load (1 min)": round(rep.get("conditions", {}).get("start", {}).get("loadavg_1_5_15", [None])[0]
+                                        or 0, 1)}
+        for size, best in rep.get("fastest", {}).items():
+            db = best.get("psnr_vs_fp32_db")
+            rows.append({**common, "size": size, "fp32 eager s": _round_s(eager.get(size)),
+                         "fastest path": best["path"], "fastest s": _round_s(best["median_s"]),
+                         "speed-up": f"{best['speedup_vs_fp32_eager']:.2f}x" if best.get("speedup_vs_fp32_eager")
+                         else "",
+                         "vs fp32": "identical" if best["path"] == "fp32 eager" else
+                         (f"{db:.1f} dB" if db is not None else f"max|dT| {best.get('max_abs_diff', 0):.0e}")})
         if "train_step" in rep:
             t = rep["train_step"]
-            rows.append({"device": rep.get("device"), "size": f"{t['size']} x2 (train step)",
-                         "path": t.get("amp", ""), "median s": round(t["median_s"], 3), "x fp32 eager": None,
-                         "max |dT|": "", "fastest": "", "repeats": len(t.get("times_s", [])),
-                         "commit": str(prov.get("commit", ""))[:10],
-                         "measured": rep.get("conditions", {}).get("start", {}).get("time_utc")})
+            rows.append({**common, "size": f"{t['size']}, batch {t.get('batch', 2)}: one training step",
+                         "fp32 eager s": "", "fastest path": t.get("amp", ""), "fastest s": _round_s(t["median_s"]),
+                         "speed-up": "", "vs fp32": ""})
     if paper_seconds is not None:
-        rows.append({"device": "paper: RTX 2080 Ti", "size": "400x540", "path": "paper", "median s": paper_seconds,
-                     "x fp32 eager": None, "max |dT|": "", "fastest": "", "repeats": None, "commit": "",
-                     "measured": "LA Sec. 5"})
-    return pd.DataFrame(rows)
+        rows.append({"device": "paper: RTX 2080 Ti (LA Sec. 5)", "weights": "", "commit": "", "load (1 min)": "",
+                     "size": "400x540", "fp32 eager s": "", "fastest path": "", "fastest s": paper_seconds,
+                     "speed-up": "", "vs fp32": ""})
+    cols = ["device", "size", "fp32 eager s", "fastest path", "fastest s", "speed-up", "vs fp32", "weights",
+            "load (1 min)", "commit"]
+    return pd.DataFrame(rows, columns=cols).fillna("")
+
+
+def _round_s(v):
+    if v is None or v == "":
+        return ""
+    return round(float(v), 4 if v < 1 else 2)
+
+
+def cost_sentences(reports: Sequence[dict]) -> str:
+    """What each stored bench report says about the speed goals, as Markdown bullet lines."""
+    lines = []
+    for rep in reports:
+        g = rep.get("goal")
+        if g:
+            lines.append(f"- {rep['device']}: {g['size']} in {g['measured_s']:.3g} s with {g['path']} "
+                         f"({'within' if g['met'] else 'over'} the {g['seconds']:g} s goal).")
+        r = rep.get("release_ratio_goal")
+        if r and r.get("measured_ratio_vs_fp32_eager") is not None:
+            lines.append(f"- {rep['device']}: the fastest path takes {r['measured_ratio_vs_fp32_eager']:.2f}x the "
+                         f"fp32 eager time (goal {r['ratio_goal']}x of the release's)"
+                         + (f"; {r['note']}." if r.get("note") else "."))
+        c = rep.get("remove_path")
+        if c:
+            db = c.get("psnr_vs_fp32_db")
+            lines.append(f"- {rep['device']}: `sirr remove` runs in **{c['path']}** "
+                         f"({'identical to' if db is None else f'{db:.1f} dB from'} fp32 on trained weights).")
+    return "\n".join(lines)
 
 
 def first_layer_filters(vgg_or_weights="auto", size: float = 0.7):
