@@ -20,10 +20,10 @@ from sirr import paper_numbers
 from sirr.config import RunConfig, get_preset
 from sirr.results import load_result
 from sirr.train.engine import read_metrics
-from sirr.viz.tables import DASH, DATASET_NAMES
+from sirr.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
 from sirr.viz.training import training_curves
 
-__all__ = ["STORED_PRESET", "stored_run", "stored_training", "stored_metrics", "stored_curves", "scale_line",
+__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "stored_metrics", "stored_curves", "scale_line",
            "stored_scores", "evaluation_table", "evaluation_display", "beats_identity_sentence"]
 
 #: The preset whose committed results every chapter shows.
@@ -53,6 +53,27 @@ def scale_line(rec: dict | None, method: str, preset: str = STORED_PRESET) -> st
             + (f" (load average {load:.2f} while it trained)" if load is not None else "")
             + f"; that is {100 * rec['compute_fraction']:.3g}% of the paper's training compute "
               f"(samples × pixels; {rec['paper_compute']['source']}).")
+
+
+def compute_note(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> str:
+    """"LA had x% and TS y% of its paper's training compute (samples x pixels)" for captions ("" if not stored)."""
+    parts = []
+    for m in ("la", "ts"):
+        rec = stored_training(run, m, preset, seed)
+        if rec is not None and rec.get("compute_fraction") is not None:
+            parts.append(f"{m.upper()} {100 * rec['compute_fraction']:.3g}%")
+    return (f"training compute as a fraction of the paper's (samples × pixels): {', '.join(parts)}"
+            if parts else "")
+
+
+def table_caption(run: RunConfig, convention: str, preset: str = STORED_PRESET, seed: int = 0) -> str:
+    """Markdown caption of a stored evaluation table: preset, seed, convention, compute fraction, what is shown."""
+    ev = get_preset(preset).eval
+    note = compute_note(run, preset, seed)
+    return (f"**Preset `{preset}`, seed {seed}, {CONVENTION_NAMES.get(convention, convention)}** — PSNR/SSIM "
+            f"(higher is better) and LPIPS (VGG, lower is better; convention-free) on at most {ev.max_images} images "
+            f"per set, longer side ≤ {ev.max_side} px; {note or 'no stored training record'}. The papers' columns "
+            "are their own models, trained to the end on full-size images.")
 
 
 def stored_scores(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict[str, dict | None]:
