@@ -137,3 +137,15 @@ def test_evaluation_table_and_beats_identity_sentence(tmp_path):
     assert shown.loc["Zhang et al. real20", ("LA ours", "PSNR")] == "21.00"
     assert shown.loc["Zhang et al. real20", ("TS ours", "LPIPS ↓")] == "—"
     assert stored.evaluation_table(resolve("smoke", data_root="none", results_dir=tmp_path / "none")) is None
+
+
+def test_validation_sentence_says_rising_or_flat():
+    def rec(values):
+        return {"validation": [{"step": 10 * (i + 1), "val_psnr": v, "val_identity_psnr": 20.0}
+                               for i, v in enumerate(values)]}
+
+    rising = stored.validation_sentence(rec([15.0, 16.0, 17.0, 18.0, 19.0, 19.5]), "la")
+    assert "still rising" in rising and "-0.50 dB against the identity" in rising and "step 60" in rising
+    flat = stored.validation_sentence(rec([15.0, 16.0, 15.9, 16.1, 16.0, 15.95]), "ts")
+    assert "flat or noisy" in flat and "best 16.10 at step 40" in flat
+    assert "No stored validation" in stored.validation_sentence(None, "la")

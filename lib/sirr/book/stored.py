@@ -23,7 +23,7 @@ from sirr.train.engine import read_metrics
 from sirr.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
 from sirr.viz.training import training_curves
 
-__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "stored_metrics", "stored_curves", "scale_line",
+__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "validation_sentence", "stored_metrics", "stored_curves", "scale_line",
            "stored_scores", "evaluation_table", "evaluation_display", "beats_identity_sentence"]
 
 #: The preset whose committed results every chapter shows.
@@ -74,6 +74,29 @@ def table_caption(run: RunConfig, convention: str, preset: str = STORED_PRESET, 
             f"(higher is better) and LPIPS (VGG, lower is better; convention-free) on at most {ev.max_images} images "
             f"per set, longer side ≤ {ev.max_side} px; {note or 'no stored training record'}. The papers' columns "
             "are their own models, trained to the end on full-size images.")
+
+
+def validation_sentence(rec: dict | None, method: str) -> str:
+    """What the validation curve of the stored training says: start, end, best, identity, and whether it was still
+    rising when the time budget stopped it (last third of the validations against the one before)."""
+    vals = [v for v in (rec or {}).get("validation") or [] if v.get("val_psnr") is not None]
+    if len(vals) < 2:
+        return f"No stored validation curve for {method.upper()}."
+    first, last = vals[0], vals[-1]
+    best = max(vals, key=lambda v: v["val_psnr"])
+    ident = last.get("val_identity_psnr")
+    k = max(1, len(vals) // 3)
+    tail = [v["val_psnr"] for v in vals[-k:]]
+    before = [v["val_psnr"] for v in vals[-2 * k:-k]] or [first["val_psnr"]]
+    trend = sum(tail) / len(tail) - sum(before) / len(before)
+    how = "mean of the last third of the validations against the third before it"
+    state = (f"still rising when the time budget stopped it ({trend:+.2f} dB, {how}): more training would help"
+             if trend > 0.1 else f"flat or noisy at the end ({trend:+.2f} dB, {how})")
+    gap = "" if ident is None else (f", {last['val_psnr'] - ident:+.2f} dB against the identity baseline's "
+                                    f"{ident:.2f} dB on the same triples")
+    return (f"{method.upper()}'s validation PSNR went from {first['val_psnr']:.2f} dB (step {first['step']}) to "
+            f"{last['val_psnr']:.2f} dB (step {last['step']}; best {best['val_psnr']:.2f} at step {best['step']})"
+            f"{gap}; it was {state}.")
 
 
 def stored_scores(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict[str, dict | None]:
