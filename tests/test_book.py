@@ -164,3 +164,75 @@ def test_filter_toc_keeps_order_and_drops_empty_parts():
                                   {"caption": "B", "chapters": [{"file": "c"}]}]}
     out, dropped = _filter_toc(toc, lambda f: f != "c")
     assert dropped == ["c"] and _toc_files(out) == ["r", "a", "b"] and len(out["parts"]) == 1
+
+
+# -- what the built book shows ------------------------------------------------------------------------------
+def test_repo_relative_paths(tmp_path):
+    """Paths inside the repository are printed relative to its root; others are left as they are."""
+    from sirr.messages import repo_relative, repo_relative_text
+    from sirr.paths import REPO_ROOT
+
+    assert repo_relative(REPO_ROOT / "results" / "smoke" / "la" / "full" / "0.json") == "results/smoke/la/full/0.json"
+    assert repo_relative(str(REPO_ROOT / "runs" / "x" / ".." / "final.pt")) == "runs/final.pt"
+    assert repo_relative(REPO_ROOT) == "."
+    assert repo_relative(tmp_path / "a.json") == str(tmp_path / "a.json")  # outside: unchanged
+    assert repo_relative("results/a.json") == "results/a.json"  # already relative: unchanged
+    assert repo_relative(f"{REPO_ROOT}2/a.json") == f"{REPO_ROOT}2/a.json"  # a sibling that starts alike
+    root = tmp_path / "repo"
+    assert repo_relative(root / "figures" / "f.png", root=root) == "figures/f.png"
+
+    text = (f"read stored result {REPO_ROOT}/results/a.json; checkpoint '{REPO_ROOT}/runs/b.pt'; "
+            f"PosixPath('{REPO_ROOT}/figures/f.png'); elsewhere {tmp_path}/c and {REPO_ROOT}2/d and /x{REPO_ROOT}/e")
+    assert repo_relative_text(text) == (
+        "read stored result results/a.json; checkpoint 'runs/b.pt'; PosixPath('figures/f.png'); "
+        f"elsewhere {tmp_path}/c and {REPO_ROOT}2/d and /x{REPO_ROOT}/e")
+
+
+def test_messages_and_result_lines_show_repo_relative_paths(tmp_path):
+    """What the chapters print through the ``sirr`` logger (sirr.messages.show_messages), the stored-result
+    lines (sirr.book.prose.result_line) and the results store's own messages carry no absolute repo path."""
+    import io
+    import logging
+
+    from sirr.book.prose import result_line
+    from sirr.messages import show_messages
+    from sirr.paths import REPO_ROOT
+
+    out = io.StringIO()
+    handler = show_messages(out)
+    try:
+        logging.getLogger("sirr.train.engine").info("[train] checkpoint %s; metrics %s", REPO_ROOT / "runs" / "a.pt",
+                                                    f"{REPO_ROOT}/runs/metrics.jsonl")
+    finally:
+        logging.getLogger("sirr").removeHandler(handler)
+    assert out.getvalue() == "[train] checkpoint runs/a.pt; metrics runs/metrics.jsonl\n"
+
+    rec = {"method": "la", "variant": "full", "_provenance": {"seed": 0, "preset": "smoke"}, "steps": 6,
+           "_path": str(REPO_ROOT / "results" / "smoke" / "la" / "full" / "0.json")}
+    assert result_line(rec).endswith(" -> results/smoke/la/full/0.json")
+    assert result_line({**rec, "_path": str(tmp_path / "0.json")}).endswith(f" -> {tmp_path / '0.json'}")
+
+
+def test_duplicate_inline_scripts_are_written_once():
+    """sirr.book.sphinx_fixes: Sphinx 7.4 kept an extension's inline script as file name None and again as ''."""
+    pytest.importorskip("sphinx")
+    from sirr.book.sphinx_fixes import dedupe_scripts
+    from sphinx.builders.html._assets import _JavaScript
+
+    thebe = 'const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"'
+    scripts = [_JavaScript("_static/doctools.js", priority=200), _JavaScript(None, body=thebe),
+               _JavaScript("_static/sphinx-thebe.js", **{"async": "async"}), _JavaScript("", body=thebe),
+               _JavaScript("_static/doctools.js", priority=200), _JavaScript("", body="var other = 1;")]
+    kept = dedupe_scripts(scripts)
+    assert kept == [scripts[0], scripts[1], scripts[2], scripts[5]]
+    # the same file at another priority or with other attributes is another script
+    assert len(dedupe_scripts([_JavaScript("a.js"), _JavaScript("a.js", priority=800),
+                               _JavaScript("a.js", defer="defer")])) == 3
+
+
+def test_config_loads_the_script_fix():
+    yaml = pytest.importorskip("yaml")
+    from sirr.config import REPO_ROOT
+
+    cfg = yaml.safe_load((REPO_ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert "sirr.book.sphinx_fixes" in cfg["sphinx"]["extra_extensions"]

@@ -11,9 +11,11 @@ Playwright (no browser download) and are skipped, with the reason, only when it 
 from __future__ import annotations
 
 import functools
+import html as htmllib
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -93,6 +95,37 @@ def test_widget_js_only_on_pages_with_widget_state(book):
     assert "cdn.jsdelivr.net" not in ch01 and "cdnjs.cloudflare.com" not in ch01
 
 
+def _built_pages(book):
+    html = book["build"] / "html"
+    return {page: (html / f"{page}.html").read_text(encoding="utf-8") for page in _toc_pages()}
+
+
+def test_no_script_is_written_twice_into_a_page(book):
+    """sirr.book.sphinx_fixes: Sphinx 7.4 wrote extensions' inline scripts twice into every page's head."""
+    problems = []
+    for page, text in _built_pages(book).items():
+        head = text.split("</head>", 1)[0]  # (a widget shown twice may legitimately repeat a view script below)
+        scripts = re.findall(r"<script\b[^>]*>.*?</script>", head, flags=re.DOTALL)
+        dup = sorted({s for s in scripts if scripts.count(s) > 1})
+        problems += [f"{page}: written {scripts.count(s)} times: {s[:120]}" for s in dup]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_absolute_path_of_the_build_machine(book):
+    """Paths inside the repository are printed relative to its root (sirr.messages.repo_relative): the
+    built book must not show where the machine that built it keeps the checkout."""
+    root = re.escape(str(REPO_ROOT).rstrip("/"))
+    pat = re.compile(rf"(?<![\w.~/-]){root}(?=[/\"'<\s&)]|$)")
+    hits = []
+    for f in sorted((book["build"] / "html").rglob("*.html")):
+        text = f.read_text(encoding="utf-8")
+        for m in pat.finditer(text):
+            context = re.sub(r"<[^>]+>|\s+", " ", text[max(0, m.start() - 100):m.end() + 60])
+            hits.append(f"{f.relative_to(book['build'] / 'html')}: ...{htmllib.unescape(context).strip()}...")
+    assert not hits, f"{len(hits)} absolute path(s) of the repository root {REPO_ROOT} in the built HTML:\n" + \
+        "\n".join(hits)
+
+
 # -- the browser -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser_session(book):
@@ -123,13 +156,21 @@ def browser_session(book):
     server.shutdown()
 
 
+def _console_error(msg) -> str:
+    loc = msg.location or {}
+    where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '?')})" if loc.get("url") else ""
+    return f"console.error: {msg.text}{where}"
+
+
 def _visit(session, page_path: str):
-    """Open one page; return (page, requests, failed local responses, page errors)."""
+    """Open one page; return (page, requests, failed local responses, errors). ``errors`` holds every
+    uncaught JavaScript exception and every ``console.error`` message (a failed resource load too)."""
     page = session["browser"].new_page(viewport={"width": 1280, "height": 900})
     requests, failed, errors = [], [], []
     page.on("request", lambda r: requests.append(r.url))
     page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("pageerror", lambda e: errors.append(f"uncaught exception: {e}"))
+    page.on("console", lambda m: m.type == "error" and errors.append(_console_error(m)))
     page.goto(session["base"] + page_path + ".html", wait_until="load")
     page.wait_for_load_state("networkidle")
     # every <img> finished (loaded or failed)
@@ -148,27 +189,68 @@ def test_every_toc_page_loads_with_images_and_no_missing_assets(browser_session)
     t0 = time.perf_counter()
     problems = []
     for path in _toc_pages():
-        page, requests, failed, errors = _visit(browser_session, path)
+        page, requests, failed, _ = _visit(browser_session, path)
         title = page.title()
         broken = page.evaluate("() => Array.from(document.images).filter(i => !(i.naturalWidth > 0))"
                                ".map(i => i.currentSrc || i.src)")
         if not title:
             problems.append(f"{path}: no title")
         problems += [f"{path}: image with zero natural size: {src[:120]}" for src in broken]
-        problems += [f"{path}: {f}" for f in failed if not f.endswith("/favicon.ico")]
+        problems += [f"{path}: {f}" for f in failed]
         problems += [f"{path}: request leaves localhost: {u}" for u in requests
                      if _leaves_localhost(u, browser_session["base"])]
-        problems += [f"{path}: script error in the book's own JS: {e}" for e in errors
-                     if any(k in e for k in ("embed-amd", "require", "MathJax", "widgets-offline"))]
         page.close()
-    missing = [p for p in browser_session["not_found"] if p != "/favicon.ico"]
+    missing = list(browser_session["not_found"])
     problems += [f"local 404: {p}" for p in missing]
     print(f"\nbrowser: {len(_toc_pages())} pages checked in {time.perf_counter() - t0:.1f} s")
     assert not problems, "\n".join(problems)
 
 
+def test_no_page_logs_a_javascript_error(browser_session):
+    """Any uncaught exception or console.error on any page fails, with the messages (a duplicated inline
+    script once made every page log "Identifier 'THEBE_JS_URL' has already been declared")."""
+    problems = []
+    for path in _toc_pages():
+        page, _, _, errors = _visit(browser_session, path)
+        page.wait_for_timeout(300)  # late errors (widget rendering, MathJax) still land on this page
+        problems += [f"{path}: {e}" for e in errors]
+        page.close()
+    assert not problems, f"{len(problems)} JavaScript error(s):\n" + "\n".join(problems)
+
+
+_OVERFLOW_JS = """() => {
+  const art = document.querySelector('article.bd-article') || document.body;
+  const right = art.getBoundingClientRect().right + 1;
+  const out = [];
+  // text outputs wrap: nothing wider than its box
+  for (const el of art.querySelectorAll('div.cell_output pre'))
+    if (el.scrollWidth > el.clientWidth + 1) out.push('output runs past its box: ' + el.innerText.slice(0, 80));
+  // code and tables wider than the column scroll inside a box that fits the column
+  for (const el of art.querySelectorAll('pre, table')) {
+    if (el.getBoundingClientRect().right <= right) continue;
+    let a = el, ok = false;
+    while (a && a !== art) {
+      const o = getComputedStyle(a).overflowX;
+      if ((o === 'auto' || o === 'scroll') && a.getBoundingClientRect().right <= right) { ok = true; break; }
+      a = a.parentElement;
+    }
+    if (!ok) out.push(el.tagName.toLowerCase() + ' cut at the column edge: ' + el.innerText.slice(0, 80));
+  }
+  return out;
+}"""
+
+
+def test_wide_code_scrolls_and_outputs_wrap(browser_session):
+    problems = []
+    for path in _toc_pages():
+        page, _, _, _ = _visit(browser_session, path)
+        problems += [f"{path}: {p}" for p in page.evaluate(_OVERFLOW_JS)]
+        page.close()
+    assert not problems, "\n".join(problems)
+
+
 def test_chapter_01_widgets_render_as_controls_offline(browser_session):
-    page, requests, failed, errors = _visit(browser_session, CHAPTER_WITH_WIDGETS)
+    page, requests, failed, _ = _visit(browser_session, CHAPTER_WITH_WIDGETS)
     page.wait_for_selector(".jupyter-widgets", timeout=20_000)
     assert page.locator(".widget-dropdown, .widget-hslider, .widget-slider").count() > 0, "no widget controls rendered"
     assert page.locator(".widget-dropdown select, .widget-slider").count() > 0

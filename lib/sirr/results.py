@@ -35,6 +35,7 @@ import torch
 
 from sirr.atomic import atomic_write_text
 from sirr.data.images import as_hwc, read_image, write_image
+from sirr.messages import repo_relative
 from sirr.metrics import downsize_max_side
 from sirr.provenance import provenance
 
@@ -176,9 +177,9 @@ def _read(path: Path) -> dict | None:
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsError(f"result file {str(path)!r} is not valid JSON ({e}); delete it or rerun with retrain=True") from None
+        raise ResultsError(f"result file {repo_relative(path)!r} is not valid JSON ({e}); delete it or rerun with retrain=True") from None
     if not isinstance(rec, dict) or "payload" not in rec:
-        raise ResultsError(f"result file {str(path)!r} has no 'payload'; delete it or rerun with retrain=True")
+        raise ResultsError(f"result file {repo_relative(path)!r} has no 'payload'; delete it or rerun with retrain=True")
     rec["path"] = str(path)
     return rec
 
@@ -244,7 +245,7 @@ def load_or_compute(run, experiment: str, compute: Callable[[], dict], seed: int
         if rec is not None:
             if verbose:
                 p = rec["_provenance"]
-                log.info("read stored result %s (preset %s, seed %s, device %s, commit %s, %s)", path,
+                log.info("read stored result %s (preset %s, seed %s, device %s, commit %s, %s)", repo_relative(path),
                          p.get("preset"), p.get("seed"), p.get("device"), p.get("commit"), p.get("created"))
             return rec
     payload = compute()
@@ -253,7 +254,7 @@ def load_or_compute(run, experiment: str, compute: Callable[[], dict], seed: int
     imgs = images() if callable(images) else images
     save_result(run, experiment, payload, images=imgs, seed=seed)
     if verbose:
-        log.info("computed and stored %s", path)
+        log.info("computed and stored %s", repo_relative(path))
     return load_result(run, experiment, seed)
 
 
@@ -296,11 +297,11 @@ def register_checkpoint(path: str | os.PathLike, run, name: str, *, limit_bytes:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        raise FileNotFoundError(f"checkpoint {repo_relative(path)!r} does not exist")
     size = path.stat().st_size
     if size > limit_bytes:
         raise CheckpointTooLarge(
-            f"checkpoint {str(path)!r} is {size / 2**20:.1f} MB, above the {limit_bytes / 2**20:.0f} MB limit for "
+            f"checkpoint {repo_relative(path)!r} is {size / 2**20:.1f} MB, above the {limit_bytes / 2**20:.0f} MB limit for "
             f"committed checkpoints; save fp16 weights only (model.half().state_dict()) or keep it out of git"
         )
     prov = provenance(run)

@@ -51,6 +51,7 @@ __all__ = [
     "hide_plumbing",
     "stage_book",
     "build_html",
+    "rebuild_html",
     "run_book",
 ]
 
@@ -345,6 +346,23 @@ def build_html(src_dir, out_dir, doctree_dir=None, log=None, overrides: dict | N
     return index
 
 
+def rebuild_html(root=None, build_dir=None) -> Path:
+    """Stage the repository and build the HTML from the executed copies already in
+    ``<build_dir>/src/notebooks/`` (nothing is executed): for changes to the pages in ``book/``, the
+    configuration or the CSS. Chapters without an executed copy are left out, with a warning.
+    Returns ``<build_dir>/html/index.html``; raises :class:`BookBuildError` when Jupyter Book warns."""
+    root = _repo_root(root)
+    build = Path(build_dir).resolve() if build_dir else root / "_build"
+    src_dir = build / "src"
+    dropped = stage_book(root, src_dir)
+    for f in dropped:
+        log.warning("book: %s has no executed copy yet; left out of this build (run it without --only)", f)
+    # A partial build (--only) may leave chapters out; links to them are then not errors.
+    overrides = {"suppress_warnings": ["myst.header", "myst.xref_missing", "ref.doc", "ref.ref"]} if dropped else {}
+    return build_html(src_dir, build / "html", doctree_dir=build / ".doctrees", log=build / "jupyter-book.log",
+                      overrides=overrides)
+
+
 # -- the whole book -----------------------------------------------------------------------------------
 def _fmt_s(s: float) -> str:
     return f"{s:6.1f} s"
@@ -399,14 +417,8 @@ def run_book(preset: str | None = "smoke", seed: int | None = 0, device: str | N
         log.info("book: notebooks %s; executed copies in %s", _fmt_s(timings["notebooks_total_s"]), exec_dir)
         return exec_dir
 
-    dropped = stage_book(root, src_dir)
-    for f in dropped:
-        log.warning("book: %s has no executed copy yet; left out of this build (run it without --only)", f)
     t0 = time.perf_counter()
-    # A partial build (--only) may leave chapters out; links to them are then not errors.
-    overrides = {"suppress_warnings": ["myst.header", "myst.xref_missing", "ref.doc", "ref.ref"]} if dropped else {}
-    index = build_html(src_dir, build / "html", doctree_dir=build / ".doctrees", log=build / "jupyter-book.log",
-                       overrides=overrides)
+    index = rebuild_html(root=root, build_dir=build)
     timings["html_build_s"] = round(time.perf_counter() - t0, 2)
     timings["total_s"] = round(time.perf_counter() - t_all, 2)
     atomic_write_text(timings_path, json.dumps(timings, indent=2))

@@ -13,6 +13,7 @@ the figure's subtitle says so; the caption written by :func:`sirr.viz.save_figur
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -101,7 +102,12 @@ def _aspect(x) -> float:
 
 
 def _finish(fig):
-    fig.tight_layout()
+    # Map panels' colour bars are placed beside their image by their own axes locator
+    # (sirr.viz.style.map_panel); tight_layout lays out the other axes and warns that it cannot lay out
+    # those. The warning says nothing to a reader (and printed this file's absolute path into the book).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This figure includes Axes that are not compatible with tight_layout")
+        fig.tight_layout()
     return fig
 
 
