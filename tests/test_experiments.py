@@ -105,13 +105,24 @@ def test_ordering_agreement_skips_rows_without_paper_numbers():
 
 def test_ordering_sentence_says_agrees_or_not():
     df = _df([1.0, 2.0, 3.0], [10.0, 20.0, 30.0])
-    df.attrs.update(dataset="ceilnet_synthetic", preset="smoke", seeds=[0, 1, 2], paper_column="sir2_psnr")
+    df.attrs.update(dataset="ceilnet_synthetic", preset="demo", seeds=[0, 1, 2], paper_column="sir2_psnr")
     s = prose.ordering_sentence(df)
     assert "agrees with" in s and "not" not in s and "3 of 3 row pairs" in s and "also our best" in s
+    df.attrs["preset"] = "smoke"  # a few steps per row: noise, so no ordering is read from it
+    smoke = prose.ordering_sentence(df)
+    assert "No ordering is read" in smoke and "agrees" not in smoke
     s2 = prose.ordering_sentence(_df([3.0, 2.0, 1.0], [10.0, 20.0, 30.0]))
     assert "does not agree" in s2 and "Row 2" in s2
     s3 = prose.ordering_sentence(_df([1.0], [10.0]))
     assert "no ordering to compare" in s3
+
+
+def test_results_provenance_says_when_rows_come_from_different_commits():
+    one = prose.results_provenance([{"_provenance": {"preset": "demo", "commit": "aaa", "device": "cuda"}}] * 2)
+    two = prose.results_provenance([{"_provenance": {"preset": "demo", "commit": c, "device": "cuda"}}
+                                    for c in ("aaa", "bbb")])
+    assert "different commits" not in one
+    assert "2 different commits" in two and "aaa/bbb" in two
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -241,3 +252,14 @@ def test_ordering_agreement_counts_ties_separately():
     assert ag["ties"] == 1 and ag["pairs"] == 2 and ag["pairs_agree"] == 2
     s = prose.ordering_sentence(_df([5.0, 5.0], [10.0, 20.0]))
     assert "no ordering to compare" in s and "1 tied" in s
+
+
+def test_ts_width_experiment_records_each_width_within_its_budget(tmp_path):
+    run = resolve("smoke", seed=0, data_root="none", results_dir=tmp_path)
+    out = ex.ts_width_experiment(run, widths=(0.125,), seconds=3.0, verbose=False)
+    (row,) = out["rows"]
+    assert row["width_scale"] == 0.125 and row["steps"] >= 1 and row["samples_seen"] == row["steps"] * 2
+    assert 0 < row["stage1_parameters"] < 2_000_000  # an eighth of the release's widths
+    assert (tmp_path / "smoke" / "ts_width" / "0.json").is_file()
+    again = ex.ts_width_experiment(run, widths=(0.125,), seconds=3.0, verbose=False)
+    assert again["rows"] == out["rows"]  # read back, not retrained

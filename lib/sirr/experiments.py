@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import threading
 import time
 from collections import Counter
 from typing import Any, Callable, Sequence
@@ -79,6 +81,7 @@ __all__ = [
     "la_experiment",
     "ts_experiment",
     "identity_experiment",
+    "ts_width_experiment",
     "ablation_results",
     "ablation_table",
     "ordering_agreement",
@@ -464,6 +467,54 @@ def identity_experiment(run: RunConfig, datasets: Sequence[str] | None = None, v
         return {"method": "identity", "variant": "identity", "label": "Input (identity)", "scores": scores}
 
     return _cached(run, experiment_name(run, "baseline/identity"), _wanted(run, datasets), compute, verbose, lambda: (lambda x: x))
+
+
+def ts_width_experiment(run: RunConfig, widths: Sequence[float] = (1.0, 0.25), seconds: float = 480.0,
+                        verbose: bool = True) -> dict:
+    """TS stage 1 at the release's widths and at narrower ones, each for the same wall-clock ``seconds``.
+
+    Same preset otherwise (crop, batch, RMSprop rate, losses, pool, seed) and the same validation triples
+    (B_ini scored every ``ts.validate_every`` steps), so the curves show what the width alone changes
+    within a time budget -- why the ``cpu`` preset trains TS at a quarter of the release's widths.
+    Stored as ``results/<preset>/ts_width/<seed>.json``; the 1-minute load average is sampled every 30 s.
+    """
+    def compute() -> dict:
+        rows = []
+        for w in widths:
+            ts_cfg = dataclasses.replace(run.preset.ts, width_scale=float(w), time_budget_s=float(seconds))
+            r = dataclasses.replace(run, preset=dataclasses.replace(run.preset, ts=ts_cfg), retrain=False)
+            run_dir = train.default_run_dir(r, "ts", f"width_{w:g}")
+            loads: list[float] = []
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.wait(30.0):
+                    loads.append(os.getloadavg()[0])
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                res = train.train_two_stage(r, run_dir, resume=False, stage1_steps=100_000, stage2_steps=0,
+                                            photos=_training_photos(r), progress=False,
+                                            model_kwargs={"width_scale": float(w)})
+            finally:
+                stop.set()
+                sampler.join()
+            m = train.read_metrics(run_dir)
+            val = m[m["val_psnr"].notna()] if "val_psnr" in m else m.iloc[0:0]
+            n_params = sum(p.numel() for p in res.model.stage1.parameters())
+            rows.append({"width_scale": float(w), "stage1_parameters": int(n_params), "steps": int(res.steps),
+                         "samples_seen": int(res.progress.get("samples_seen", res.steps * ts_cfg.batch_size)),
+                         "seconds": float(sum((res.progress.get("phase_seconds") or {}).values()) or res.seconds),
+                         "validation": [{"step": int(v.step), "val_psnr": float(v.val_psnr),
+                                         "val_identity_psnr": float(v.val_identity_psnr)} for v in val.itertuples()],
+                         "load_average": {"one_minute_mean": round(float(np.mean(loads)), 2) if loads else None,
+                                          "one_minute_max": round(float(np.max(loads)), 2) if loads else None,
+                                          "samples": len(loads), "every_s": 30}})
+        return {"what": "TS stage 1 (B_ini), same wall-clock budget per width", "seconds_each": float(seconds),
+                "crop": run.preset.ts.crop, "batch_size": run.preset.ts.batch_size, "rows": rows}
+
+    return load_or_compute(run, "ts_width", compute, seed=run.seed, verbose=verbose)
 
 
 # ----------------------------------------------------------------------------------------------------

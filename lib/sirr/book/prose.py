@@ -21,6 +21,7 @@ import numpy as np
 
 from sirr.config import RunConfig
 from sirr.experiments import ordering_agreement
+from sirr.messages import repo_relative
 from sirr.viz.tables import DATASET_NAMES
 
 __all__ = [
@@ -42,6 +43,10 @@ def ordering_sentence(df, agreement: dict | None = None, *, label_of: dict[str, 
     ds = attrs.get("dataset", "our test set")
     where = (f"on {DATASET_NAMES.get(ds, ds)} at the {attrs.get('preset', '?')} preset "
              f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+    if attrs.get("preset") in NOISE_PRESETS:
+        return (f"No ordering is read from these rows: at the `{attrs['preset']}` preset each row is trained for a "
+                "handful of steps, so the differences between rows are noise and any agreement with the paper's "
+                "ordering would be chance. The comparison is drawn at `demo` and `paper`.")
     if ag["n"] < 2 or ag["pairs"] == 0:
         return (f"Ordering check {where}: fewer than two rows have both our number and a paper number "
                 f"that differ ({ag.get('ties', 0)} tied pairs), so there is no ordering to compare.")
@@ -62,6 +67,10 @@ def ordering_sentence(df, agreement: dict | None = None, *, label_of: dict[str, 
             f"({attrs.get('paper_column', ag['paper'])}): {', '.join(stats)}; {best}.")
 
 
+#: Presets whose ablation rows train so few steps that their ordering is noise (no ordering sentence is drawn).
+NOISE_PRESETS = ("smoke", "cpu")
+
+
 def preset_caveat(run: RunConfig) -> str:
     """A markdown sentence on what the numbers at this preset can and cannot say."""
     ab = run.preset.ablation
@@ -74,6 +83,11 @@ def preset_caveat(run: RunConfig) -> str:
         return (f"**Demo preset:** each row is trained for {ab.la_steps} LA steps (TS: {ab.ts_stage1_steps} + "
                 f"{ab.ts_stage2_steps}), a small fraction of the papers' schedules, so the tables show early-training "
                 f"effects of each change; orderings within the spread over seeds are not meaningful.")
+    if run.preset.name == "cpu":
+        return (f"**cpu preset: these rows are short runs.** Each row is trained for {ab.la_steps} LA steps "
+                f"(TS: {ab.ts_stage1_steps} + {ab.ts_stage2_steps}) from scratch with one seed, far less than the "
+                "40-minute full-model trainings of chapters 04 and 05, so the rows differ by noise; the `cpu` "
+                "models themselves are scored in chapter 06.")
     return f"**{run.preset.name} preset:** the papers' schedules ({ab.la_steps} LA steps per row)."
 
 
@@ -85,8 +99,11 @@ def _prov_summary(provs: Sequence[dict]) -> str:
         return sorted({str(p.get(key)) for p in provs})
     created = sorted(str(p.get("created")) for p in provs if p.get("created"))
     when = f", created {created[0]} … {created[-1]}" if len(created) > 1 else (f", created {created[0]}" if created else "")
+    commits = uniq("commit")
+    mixed = (f" — **the rows come from {len(commits)} different commits**: the code may have changed between "
+             "them; rerun with `retrain=True` to score every row with one commit") if len(commits) > 1 else ""
     return (f"{len(provs)} stored result(s): preset {'/'.join(uniq('preset'))}, device {'/'.join(uniq('device'))}, "
-            f"commit {'/'.join(uniq('commit'))}{when}")
+            f"commit {'/'.join(commits)}{when}{mixed}")
 
 
 def results_provenance(df_or_results) -> str:
@@ -97,13 +114,14 @@ def results_provenance(df_or_results) -> str:
 
 
 def result_line(result: dict) -> str:
-    """One line for a stored result: experiment, seed, device, commit, steps, where the JSON is."""
+    """One line for a stored result: experiment, seed, device, commit, steps, where the JSON is (relative to
+    the repository root when inside it: the line ends up in the built book)."""
     p = result.get("_provenance", {})
     steps = result.get("steps")
     return (f"{result.get('method')}/{result.get('variant')}: seed {p.get('seed')}, preset {p.get('preset')}, "
             f"device {p.get('device')}, commit {p.get('commit')}"
             + (f", {steps} training steps" if steps is not None else "")
-            + f" -> {result.get('_path', '?')}")
+            + f" -> {repo_relative(result['_path']) if result.get('_path') else '?'}")
 
 
 def main_table_sentence(la_df, run: RunConfig) -> str:

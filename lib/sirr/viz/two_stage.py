@@ -22,6 +22,7 @@ __all__ = [
     "training_curves",
     "initial_vs_final",
     "residual_image",
+    "width_comparison",
 ]
 
 
@@ -168,4 +169,27 @@ def initial_vs_final(rows: Sequence[tuple], box: tuple[int, int, int, int] | Non
                 ax.set_title(cols[c], fontsize=9)
             if c == 0:
                 ax.set_ylabel(name if len(name) <= 28 else name[:26] + "…", fontsize=8)
+    return fig
+
+
+def width_comparison(result: dict, title: str | None = None):
+    """Validation PSNR of B_ini against the training step, one line per width, from
+    :func:`sirr.experiments.ts_width_experiment`; the identity baseline dashed."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    ident = None
+    for row in result["rows"]:
+        v = row["validation"]
+        if not v:
+            continue
+        ax.plot([p["step"] for p in v], [p["val_psnr"] for p in v], marker="o", ms=3,
+                label=f"widths x {row['width_scale']:g} ({row['stage1_parameters'] / 1e6:.1f}M parameters): "
+                      f"{row['steps']} steps")
+        ident = v[-1]["val_identity_psnr"]
+    if ident is not None:
+        ax.axhline(ident, color="0.4", ls="--", lw=1, label=f"identity (input) {ident:.2f} dB")
+    ax.set_xlabel("stage-1 training step")
+    ax.set_ylabel("validation PSNR of B_ini (dB)")
+    ax.legend(fontsize=8)
+    ax.set_title(wrap_title(title or f"TS stage 1, {result['seconds_each'] / 60:.0f} min of wall time per width",
+                            70), fontsize=10)
     return fig
