@@ -38,6 +38,7 @@ from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.datasets import available_datasets, load_dataset, real_reflection_photos
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
 from sirr.inference import precision_for, reuse_freed_memory
+from sirr.messages import repo_relative
 from sirr.methods import get_method
 from sirr.models.location_aware import RELEASE_URL, LocationAware, release_key_map
 from sirr.train.engine import CheckpointError, resolve_precision  # CheckpointError: shared with training
@@ -206,7 +207,7 @@ class Remover:
         return self.fn(x)
 
     def describe(self) -> str:
-        where = str(self.checkpoint) if self.checkpoint else "a model passed in memory"
+        where = repo_relative(self.checkpoint) if self.checkpoint else "a model passed in memory"
         return f"{self.method.upper()} ({self.source}) from {where} on {self.device}"
 
 

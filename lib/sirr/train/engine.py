@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from sirr.atomic import atomic_write, atomic_write_text
 from sirr.data.pool import build_pool
+from sirr.messages import repo_relative
 from sirr.paths import REPO_ROOT
 from sirr.provenance import provenance
 
@@ -506,7 +507,7 @@ class TrainResult:
     def __repr__(self) -> str:
         resumed = f", resumed_from={self.resumed_from}" if self.resumed_from is not None else ""
         return (f"TrainResult({type(self.model).__name__}, steps={self.steps}{resumed}, "
-                f"checkpoint={str(self.checkpoint)!r}, seconds={self.seconds:.1f})")
+                f"checkpoint={repo_relative(self.checkpoint)!r}, seconds={self.seconds:.1f})")
 
 
 def as_floats(losses: dict[str, torch.Tensor | float]) -> dict[str, float]:
