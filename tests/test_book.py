@@ -23,6 +23,7 @@ from sirr.book import (  # noqa: E402
     stage_book,
 )
 from sirr.book.build import _filter_toc, _toc_files  # noqa: E402
+import sirr.config  # noqa: E402
 
 PARAMS = ('preset = "smoke"  # smoke (CPU, CI) | demo (one GPU) | paper (the papers\' schedules)\n'
           "seed = 0\ndevice = None\ndata_root = None\nresults_dir = None\nretrain = False")
@@ -157,6 +158,28 @@ def test_stage_book_mirrors_the_repo_and_drops_missing_chapters(tmp_path):
     import yaml
 
     assert _toc_files(yaml.safe_load((src / "_toc.yml").read_text())) == ["book/intro", "notebooks/01_a"]
+    # the GPU page's timing tables are generated into the staged copy; without reports they say so
+    generated = (src / "book" / "_generated" / "gpu_times.md").read_text()
+    assert "No GPU bench report is stored" in generated
+
+
+def test_gpu_time_tables_come_from_the_stored_reports(tmp_path):
+    from sirr.book.gpu_page import time_tables
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    report = {"device": "cuda (Test GPU)", "device_slug": "cuda-test", "repeats": 5, "iterations": 3,
+              "provenance": {"commit": "abc"},
+              "inference": [{"size": "400x540", "path": "fp32 eager", "median_s": 0.1}],
+              "fastest": {"400x540": {"path": "fp32 eager", "median_s": 0.1}},
+              "train_step": {"size": "256x256", "batch": 2, "median_s": 0.5, "amp": "bf16 autocast"}}
+    (bench / "cuda-test.json").write_text(json.dumps(report))
+    md = time_tables(tmp_path)
+    assert "0.500 s" in md and "0.100 s" in md and "cuda-test.json" in md
+    # chapter 3 at demo: (steps + fine-tuning) x the measured step, a lower bound
+    demo = sirr.config.PRESETS["demo"].la
+    minutes = round((demo.steps + demo.fine_tune_steps) * 0.5 / 60)
+    assert f"{demo.steps + demo.fine_tune_steps:,} steps ≈ **{minutes} min**" in md
 
 
 def test_filter_toc_keeps_order_and_drops_empty_parts():
