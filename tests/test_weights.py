@@ -149,3 +149,18 @@ def test_validation_sentence_says_rising_or_flat():
     flat = stored.validation_sentence(rec([15.0, 16.0, 15.9, 16.1, 16.0, 15.95]), "ts")
     assert "flat or noisy" in flat and "best 16.10 at step 40" in flat
     assert "No stored validation" in stored.validation_sentence(None, "la")
+
+
+def test_width_sentence_reports_each_width():
+    res = {"seconds_each": 480.0, "crop": 96, "batch_size": 4, "_provenance": {"seed": 0, "commit": "abc"},
+           "rows": [{"width_scale": 1.0, "stage1_parameters": 115_000_000, "steps": 40, "samples_seen": 160,
+                     "validation": [{"step": 40, "val_psnr": 11.5, "val_identity_psnr": 16.3}],
+                     "load_average": {"one_minute_mean": 2.01}},
+                    {"width_scale": 0.25, "stage1_parameters": 7_200_000, "steps": 400, "samples_seen": 1600,
+                     "validation": [{"step": 100, "val_psnr": 14.0, "val_identity_psnr": 16.3},
+                                    {"step": 400, "val_psnr": 13.8, "val_identity_psnr": 16.3}]}]}
+    s = stored.width_sentence(res)
+    assert "In 8 minutes" in s and "widths × 1 (115.0M parameters): 40 steps, 160 samples, last validation 11.50" in s
+    assert "last validation 13.80 dB (best 14.00)" in s and "identity baseline scores 16.30 dB" in s
+    assert "load average 2.01" in s
+    assert stored.width_sentence(None) == "No stored width comparison."

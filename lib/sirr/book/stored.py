@@ -23,7 +23,7 @@ from sirr.train.engine import read_metrics
 from sirr.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
 from sirr.viz.training import training_curves
 
-__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "validation_sentence", "stored_metrics", "stored_curves", "scale_line",
+__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "validation_sentence", "stored_width", "width_sentence", "stored_metrics", "stored_curves", "scale_line",
            "stored_scores", "evaluation_table", "evaluation_display", "beats_identity_sentence"]
 
 #: The preset whose committed results every chapter shows.
@@ -97,6 +97,32 @@ def validation_sentence(rec: dict | None, method: str) -> str:
     return (f"{method.upper()}'s validation PSNR went from {first['val_psnr']:.2f} dB (step {first['step']}) to "
             f"{last['val_psnr']:.2f} dB (step {last['step']}; best {best['val_psnr']:.2f} at step {best['step']})"
             f"{gap}; it was {state}.")
+
+
+def stored_width(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict | None:
+    """The stored :func:`sirr.experiments.ts_width_experiment` at ``preset`` (read only; ``None`` if absent)."""
+    return load_result(stored_run(run, preset, seed), "ts_width")
+
+
+def width_sentence(result: dict | None) -> str:
+    """What the width comparison shows: steps, samples and final validation PSNR of B_ini per width, against
+    the identity baseline, on the same wall-clock budget."""
+    if not result or not result.get("rows"):
+        return "No stored width comparison."
+    bits, ident = [], None
+    for row in result["rows"]:
+        v = row["validation"]
+        last = f"{v[-1]['val_psnr']:.2f} dB" if v else "no validation yet"
+        best = f" (best {max(p['val_psnr'] for p in v):.2f})" if v else ""
+        ident = v[-1]["val_identity_psnr"] if v else ident
+        load = (row.get("load_average") or {}).get("one_minute_mean")
+        bits.append(f"widths × {row['width_scale']:g} ({row['stage1_parameters'] / 1e6:.1f}M parameters): "
+                    f"{row['steps']} steps, {row['samples_seen']} samples, last validation {last}{best}"
+                    + (f", load average {load:.2f}" if load is not None else ""))
+    p = result.get("_provenance", {})
+    return (f"In {result['seconds_each'] / 60:.0f} minutes of stage-1 training each ({result['crop']}-px crops, batch "
+            f"{result['batch_size']}, seed {p.get('seed', 0)}, commit {p.get('commit', '?')}): " + "; ".join(bits)
+            + (f". The identity baseline scores {ident:.2f} dB on the same validation triples." if ident else "."))
 
 
 def stored_scores(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict[str, dict | None]:
