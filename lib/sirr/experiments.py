@@ -470,18 +470,19 @@ def identity_experiment(run: RunConfig, datasets: Sequence[str] | None = None, v
 
 
 def ts_width_experiment(run: RunConfig, widths: Sequence[float] = (1.0, 0.25), seconds: float = 480.0,
-                        verbose: bool = True) -> dict:
+                        validate_every: int = 25, verbose: bool = True) -> dict:
     """TS stage 1 at the release's widths and at narrower ones, each for the same wall-clock ``seconds``.
 
     Same preset otherwise (crop, batch, RMSprop rate, losses, pool, seed) and the same validation triples
-    (B_ini scored every ``ts.validate_every`` steps), so the curves show what the width alone changes
+    (B_ini scored every ``validate_every`` steps and at the end), so the curves show what the width alone changes
     within a time budget -- why the ``cpu`` preset trains TS at a quarter of the release's widths.
     Stored as ``results/<preset>/ts_width/<seed>.json``; the 1-minute load average is sampled every 30 s.
     """
     def compute() -> dict:
         rows = []
         for w in widths:
-            ts_cfg = dataclasses.replace(run.preset.ts, width_scale=float(w), time_budget_s=float(seconds))
+            ts_cfg = dataclasses.replace(run.preset.ts, width_scale=float(w), time_budget_s=float(seconds),
+                                         validate_every=int(validate_every))
             r = dataclasses.replace(run, preset=dataclasses.replace(run.preset, ts=ts_cfg), retrain=False)
             run_dir = train.default_run_dir(r, "ts", f"width_{w:g}")
             loads: list[float] = []
@@ -512,6 +513,7 @@ def ts_width_experiment(run: RunConfig, widths: Sequence[float] = (1.0, 0.25), s
                                           "one_minute_max": round(float(np.max(loads)), 2) if loads else None,
                                           "samples": len(loads), "every_s": 30}})
         return {"what": "TS stage 1 (B_ini), same wall-clock budget per width", "seconds_each": float(seconds),
+                "validate_every": int(validate_every),
                 "crop": run.preset.ts.crop, "batch_size": run.preset.ts.batch_size, "rows": rows}
 
     return load_or_compute(run, "ts_width", compute, seed=run.seed, verbose=verbose)
