@@ -24,7 +24,7 @@ import torch
 from sirr.paths import REPO_ROOT
 from sirr.train.engine import Precision, cpu_has_native_bf16, resolve_precision
 
-__all__ = ["MIN_PSNR_DB", "PATHS", "paths_here", "device_slug", "bench_report_path", "chosen_path",
+__all__ = ["MIN_PSNR_DB", "PATHS", "paths_here", "device_slug", "cpu_model", "bench_report_path", "chosen_path",
            "precision_for", "output_psnr", "reuse_freed_memory"]
 
 #: A faster path is used only if its output is at least this close to the fp32 output (PSNR, dB).
@@ -47,12 +47,25 @@ def paths_here(device: str) -> list[str]:
     return names
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere; may be empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def device_slug(device: str) -> str:
-    """File-name slug of a device: ``cpu-x86_64-2threads`` or ``cuda-nvidia-h200``."""
+    """File-name slug of a device: ``cpu-x86_64-avx2-2threads`` (architecture, PyTorch's CPU capability, threads:
+    what decides which path is fastest) or ``cuda-nvidia-h200``."""
     if str(device).startswith("cuda") and torch.cuda.is_available():
         name = f"cuda-{torch.cuda.get_device_name(torch.device(device))}"
     else:
-        name = f"cpu-{platform.machine() or 'unknown'}-{torch.get_num_threads()}threads"
+        name = (f"cpu-{platform.machine() or 'unknown'}-{torch.backends.cpu.get_cpu_capability()}-"
+                f"{torch.get_num_threads()}threads")
     return re.sub(r"[^a-z0-9_.]+", "-", name.lower()).strip("-")
 
 

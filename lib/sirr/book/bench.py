@@ -38,7 +38,7 @@ from sirr.atomic import atomic_write_text
 from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.images import to_tensor
 from sirr.data.samples import sample_photos
-from sirr.inference import MIN_PSNR_DB, device_slug, output_psnr, paths_here, reuse_freed_memory
+from sirr.inference import MIN_PSNR_DB, cpu_model, device_slug, output_psnr, paths_here, reuse_freed_memory
 from sirr.losses import LocationAwareLoss, VGG19Features
 from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware, count_flops
@@ -286,7 +286,8 @@ def run_bench(
         "selection_rule": (f"fastest path whose output scores at least {MIN_PSNR_DB:g} dB PSNR against the fp32 "
                            "eager output (fp32 paths also within the fp32 tolerance); chosen for sirr remove only "
                            "when measured on trained weights"),
-        "device": device_name(dev),
+        "device": device_name(dev) if cuda else
+        f"{device_name(dev)}, {cpu_model()} ({torch.backends.cpu.get_cpu_capability()})",
         "device_slug": device_slug(dev),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
