@@ -111,6 +111,26 @@ def test_no_script_is_written_twice_into_a_page(book):
     assert not problems, "\n".join(problems)
 
 
+def test_every_figure_in_a_chapter_is_numbered_and_captioned(book):
+    """sirr.viz.save_figure shows each figure as <figure class="sirr-figure"> with "Figure C.K." and its caption:
+    an image in a chapter's output without one is a figure the reader cannot cite."""
+    problems = []
+    for page, text in _built_pages(book).items():
+        if not page.startswith("notebooks/"):
+            continue
+        chapter = int(Path(page).name[:2])
+        images = len(re.findall(r'<img src="data:image/', text))
+        captions = [(c, k, t) for c, k, t in re.findall(
+            r"<figcaption[^>]*><strong>Figure (\d+)\.(\d+)\.</strong>(.*?)</figcaption>", text, flags=re.DOTALL)
+            if len(re.sub(r"<[^>]+>", "", t).strip()) >= 20]  # a caption, not just a number
+        if images != len(captions):
+            problems.append(f"{page}: {images} images, {len(captions)} numbered captions")
+        numbers = [(int(c), int(k)) for c, k, _ in captions]
+        if numbers != [(chapter, k) for k in range(1, len(numbers) + 1)]:
+            problems.append(f"{page}: figure numbers {numbers}")
+    assert not problems, "\n".join(problems)
+
+
 def test_no_absolute_path_of_the_build_machine(book):
     """Paths inside the repository are printed relative to its root (sirr.messages.repo_relative): the
     built book must not show where the machine that built it keeps the checkout."""

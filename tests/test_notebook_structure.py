@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -145,3 +146,14 @@ def test_bad_inputs_table_names_tests_that_exist():
             elif m.group(1):
                 assert (REPO_ROOT / "tests" / current).is_file(), current
     assert not missing, f"running.md names tests that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_chapter_ends_with_a_summary_and_exercises(path):
+    """A book that teaches: each chapter's last two sections are a summary and 3-5 numbered exercises."""
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
+    heads = [("".join(c["source"]).lstrip().splitlines() or [""])[0] for c in cells]
+    assert heads[-2].startswith("## Summary") and heads[-1].startswith("## Exercises"), heads[-3:]
+    exercises = "".join(cells[-1]["source"])
+    numbered = re.findall(r"^(?:\*\*)?\d+\. ", exercises, flags=re.MULTILINE)  # "1. " or "**1. Title.**"
+    assert 3 <= len(numbered) <= 5, f"{path.name}: {len(numbered)} exercises"
