@@ -163,4 +163,6 @@ def test_width_sentence_reports_each_width():
     assert "In 8 minutes" in s and "widths × 1 (115.0M parameters): 40 steps, 160 samples, last validation 11.50" in s
     assert "last validation 13.80 dB (best 14.00)" in s and "identity baseline scores 16.30 dB" in s
     assert "load average 2.01" in s
+    assert "wider network scores -2.30 dB against the narrower one, with 10.0× fewer steps" in s
+    assert "narrower network learns faster" in s
     assert stored.width_sentence(None) == "No stored width comparison."

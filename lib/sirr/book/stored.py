@@ -120,9 +120,19 @@ def width_sentence(result: dict | None) -> str:
                     f"{row['steps']} steps, {row['samples_seen']} samples, last validation {last}{best}"
                     + (f", load average {load:.2f}" if load is not None else ""))
     p = result.get("_provenance", {})
+    verdict = ""
+    rows = [r for r in result["rows"] if r["validation"]]
+    if len(rows) >= 2:
+        wide, narrow = sorted(rows[:2], key=lambda r: -r["width_scale"])
+        d = wide["validation"][-1]["val_psnr"] - narrow["validation"][-1]["val_psnr"]
+        ratio = narrow["steps"] / max(wide["steps"], 1)
+        verdict = (f" At the end of the budget the wider network scores {d:+.2f} dB against the narrower one, with "
+                   f"{ratio:.1f}× fewer steps: " + ("at this budget narrowing did not help stage 1." if d > 0 else
+                                                   "at this budget the narrower network learns faster."))
     return (f"In {result['seconds_each'] / 60:.0f} minutes of stage-1 training each ({result['crop']}-px crops, batch "
             f"{result['batch_size']}, seed {p.get('seed', 0)}, commit {p.get('commit', '?')}): " + "; ".join(bits)
-            + (f". The identity baseline scores {ident:.2f} dB on the same validation triples." if ident else "."))
+            + (f". The identity baseline scores {ident:.2f} dB on the same validation triples." if ident else ".")
+            + verdict)
 
 
 def stored_scores(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict[str, dict | None]:
