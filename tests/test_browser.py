@@ -185,7 +185,7 @@ def _console_error(msg) -> str:
 def _visit(session, page_path: str):
     """Open one page; return (page, requests, failed local responses, errors). ``errors`` holds every
     uncaught JavaScript exception and every ``console.error`` message (a failed resource load too)."""
-    page = session["browser"].new_page(viewport={"width": 1280, "height": 900})
+    page = session["browser"].new_page(viewport={"width": 1300, "height": 900})
     requests, failed, errors = [], [], []
     page.on("request", lambda r: requests.append(r.url))
     page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
@@ -203,39 +203,6 @@ def _leaves_localhost(url: str, base: str) -> bool:
     if url.startswith(("data:", "blob:" + base.rstrip("/"), "about:")):
         return False
     return urlparse(url).hostname not in ("127.0.0.1", "localhost")
-
-
-def test_every_toc_page_loads_with_images_and_no_missing_assets(browser_session):
-    t0 = time.perf_counter()
-    problems = []
-    for path in _toc_pages():
-        page, requests, failed, _ = _visit(browser_session, path)
-        title = page.title()
-        broken = page.evaluate("() => Array.from(document.images).filter(i => !(i.naturalWidth > 0))"
-                               ".map(i => i.currentSrc || i.src)")
-        if not title:
-            problems.append(f"{path}: no title")
-        problems += [f"{path}: image with zero natural size: {src[:120]}" for src in broken]
-        problems += [f"{path}: {f}" for f in failed]
-        problems += [f"{path}: request leaves localhost: {u}" for u in requests
-                     if _leaves_localhost(u, browser_session["base"])]
-        page.close()
-    missing = list(browser_session["not_found"])
-    problems += [f"local 404: {p}" for p in missing]
-    print(f"\nbrowser: {len(_toc_pages())} pages checked in {time.perf_counter() - t0:.1f} s")
-    assert not problems, "\n".join(problems)
-
-
-def test_no_page_logs_a_javascript_error(browser_session):
-    """Any uncaught exception or console.error on any page fails, with the messages (a duplicated inline
-    script once made every page log "Identifier 'THEBE_JS_URL' has already been declared")."""
-    problems = []
-    for path in _toc_pages():
-        page, _, _, errors = _visit(browser_session, path)
-        page.wait_for_timeout(300)  # late errors (widget rendering, MathJax) still land on this page
-        problems += [f"{path}: {e}" for e in errors]
-        page.close()
-    assert not problems, f"{len(problems)} JavaScript error(s):\n" + "\n".join(problems)
 
 
 _OVERFLOW_JS = """() => {
@@ -260,12 +227,54 @@ _OVERFLOW_JS = """() => {
 }"""
 
 
-def test_wide_code_scrolls_and_outputs_wrap(browser_session):
-    problems = []
+
+
+@pytest.fixture(scope="module")
+def page_visits(browser_session):
+    """Every TOC page opened once at 1300 px: what the page checks below need, and a full-page screenshot
+    per page in ``<build>/screenshots/`` (the page-by-page look at the book)."""
+    t0 = time.perf_counter()
+    shots = browser_session["build"] / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    out = {}
     for path in _toc_pages():
-        page, _, _, _ = _visit(browser_session, path)
-        problems += [f"{path}: {p}" for p in page.evaluate(_OVERFLOW_JS)]
+        page, requests, failed, errors = _visit(browser_session, path)
+        page.wait_for_timeout(300)  # late errors (widget rendering, MathJax) still land on this page
+        out[path] = {
+            "title": page.title(),
+            "broken": page.evaluate("() => Array.from(document.images).filter(i => !(i.naturalWidth > 0))"
+                                    ".map(i => i.currentSrc || i.src)"),
+            "failed": failed, "requests": requests, "errors": list(errors),
+            "overflow": page.evaluate(_OVERFLOW_JS),
+        }
+        page.screenshot(path=str(shots / f"{path.replace('/', '_')}.png"), full_page=True)
         page.close()
+    print(f"\nbrowser: {len(out)} pages checked in {time.perf_counter() - t0:.1f} s; screenshots in {shots}")
+    return out
+
+
+def test_every_toc_page_loads_with_images_and_no_missing_assets(browser_session, page_visits):
+    problems = []
+    for path, v in page_visits.items():
+        if not v["title"]:
+            problems.append(f"{path}: no title")
+        problems += [f"{path}: image with zero natural size: {src[:120]}" for src in v["broken"]]
+        problems += [f"{path}: {f}" for f in v["failed"]]
+        problems += [f"{path}: request leaves localhost: {u}" for u in v["requests"]
+                     if _leaves_localhost(u, browser_session["base"])]
+    problems += [f"local 404: {p}" for p in browser_session["not_found"]]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_page_logs_a_javascript_error(page_visits):
+    """Any uncaught exception or console.error on any page fails, with the messages (a duplicated inline
+    script once made every page log "Identifier 'THEBE_JS_URL' has already been declared")."""
+    problems = [f"{path}: {e}" for path, v in page_visits.items() for e in v["errors"]]
+    assert not problems, f"{len(problems)} JavaScript error(s):\n" + "\n".join(problems)
+
+
+def test_wide_code_scrolls_and_outputs_wrap(page_visits):
+    problems = [f"{path}: {p}" for path, v in page_visits.items() for p in v["overflow"]]
     assert not problems, "\n".join(problems)
 
 
