@@ -198,17 +198,21 @@ def test_repo_relative_paths(tmp_path):
     assert repo_relative(REPO_ROOT / "results" / "smoke" / "la" / "full" / "0.json") == "results/smoke/la/full/0.json"
     assert repo_relative(str(REPO_ROOT / "runs" / "x" / ".." / "final.pt")) == "runs/final.pt"
     assert repo_relative(REPO_ROOT) == "."
-    assert repo_relative(tmp_path / "a.json") == str(tmp_path / "a.json")  # outside: unchanged
     assert repo_relative("results/a.json") == "results/a.json"  # already relative: unchanged
-    assert repo_relative(f"{REPO_ROOT}2/a.json") == f"{REPO_ROOT}2/a.json"  # a sibling that starts alike
-    root = tmp_path / "repo"
+    root = tmp_path / "w" / "repo"
     assert repo_relative(root / "figures" / "f.png", root=root) == "figures/f.png"
+    # beside the checkout (the data root ../shared/data): relative to the root too; elsewhere: unchanged
+    assert repo_relative(tmp_path / "w" / "shared" / "data", root=root) == "../shared/data"
+    assert repo_relative(tmp_path / "w" / "repo2" / "a.json", root=root) == "../repo2/a.json"  # starts alike
+    assert repo_relative(tmp_path / "a.json", root=root) == str(tmp_path / "a.json")
+    assert repo_relative(f"{REPO_ROOT}2/a.json") == f"../{REPO_ROOT.name}2/a.json"
 
-    text = (f"read stored result {REPO_ROOT}/results/a.json; checkpoint '{REPO_ROOT}/runs/b.pt'; "
-            f"PosixPath('{REPO_ROOT}/figures/f.png'); elsewhere {tmp_path}/c and {REPO_ROOT}2/d and /x{REPO_ROOT}/e")
-    assert repo_relative_text(text) == (
+    text = (f"read stored result {root}/results/a.json; checkpoint '{root}/runs/b.pt'; "
+            f"PosixPath('{root}/figures/f.png'); data under {tmp_path}/w/shared/data; elsewhere {tmp_path}/c "
+            f"and {root}2/d and /x{root}/e")
+    assert repo_relative_text(text, root=root) == (
         "read stored result results/a.json; checkpoint 'runs/b.pt'; PosixPath('figures/f.png'); "
-        f"elsewhere {tmp_path}/c and {REPO_ROOT}2/d and /x{REPO_ROOT}/e")
+        f"data under ../shared/data; elsewhere {tmp_path}/c and ../repo2/d and /x{root}/e")
 
 
 def test_messages_and_result_lines_show_repo_relative_paths(tmp_path):

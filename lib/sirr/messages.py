@@ -47,16 +47,28 @@ def repo_relative(path: str | os.PathLike, root: str | os.PathLike | None = None
         except ValueError:
             continue
         return rel.as_posix() if rel.parts else "."
+    for r in _parents(root):  # beside the checkout (the data root ../shared/data): relative too
+        try:
+            return "../" + p.relative_to(r).as_posix()
+        except ValueError:
+            continue
     return s
+
+
+def _parents(root: str | os.PathLike | None) -> list[str]:
+    """The folders holding the repository root (not the file-system root: that would make every path relative)."""
+    return [p for p in {os.path.dirname(r) for r in _roots(root)} if p and p != os.sep]
 
 
 def repo_relative_text(text: str, root: str | os.PathLike | None = None) -> str:
     """``text`` with every absolute path inside the repository root made relative to it (``<root>/x`` ->
-    ``x``); a longer name that merely starts like the root (``<root>2/x``) or a path that only ends like it
+    ``x``, and a path beside it ``<parent>/shared/data`` -> ``../shared/data``); a longer name that merely starts like the root (``<root>2/x``) or a path that only ends like it
     (``/elsewhere<root>/x``) is left alone."""
     for r in sorted(_roots(root), key=len, reverse=True):
         if r != os.sep:  # not preceded by a path character: /home/u/work/main/x is another path
             text = re.sub(r"(?<![\w.~/-])" + re.escape(r + os.sep), "", text)
+    for r in sorted(_parents(root), key=len, reverse=True):
+        text = re.sub(r"(?<![\w.~/-])" + re.escape(r + os.sep), "../", text)
     return text
 
 
