@@ -475,7 +475,7 @@ def ts_width_experiment(run: RunConfig, widths: Sequence[float] = (1.0, 0.25), s
 
     Same preset otherwise (crop, batch, RMSprop rate, losses, pool, seed) and the same validation triples
     (B_ini scored every ``validate_every`` steps and at the end), so the curves show what the width alone changes
-    within a time budget -- why the ``cpu`` preset trains TS at a quarter of the release's widths.
+    within a time budget -- a test of the ``cpu`` preset's choice of a quarter of the release's widths.
     Stored as ``results/<preset>/ts_width/<seed>.json``; the 1-minute load average is sampled every 30 s.
     """
     def compute() -> dict:
@@ -496,8 +496,7 @@ def ts_width_experiment(run: RunConfig, widths: Sequence[float] = (1.0, 0.25), s
             sampler.start()
             try:
                 res = train.train_two_stage(r, run_dir, resume=False, stage1_steps=100_000, stage2_steps=0,
-                                            photos=_training_photos(r), progress=False,
-                                            model_kwargs={"width_scale": float(w)})
+                                            photos=_training_photos(r), progress=False)
             finally:
                 stop.set()
                 sampler.join()

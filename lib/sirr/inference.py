@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from sirr.metrics import _psnr
 from sirr.paths import REPO_ROOT
 from sirr.train.engine import Precision, cpu_has_native_bf16, resolve_precision
 
@@ -103,9 +104,10 @@ def precision_for(device: str, bench_dir: str | Path | None = None) -> tuple[Pre
 
 
 def output_psnr(out: torch.Tensor, ref: torch.Tensor) -> float | None:
-    """PSNR (dB, peak 1) of ``out`` against ``ref`` after clamping both to [0, 1]; ``None`` when identical."""
-    mse = float((out.float().clamp(0, 1) - ref.float().clamp(0, 1)).pow(2).mean())
-    return None if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
+    """PSNR (dB, peak 1; :mod:`sirr.metrics`' formula) of ``out`` against ``ref`` after clamping both to [0, 1];
+    ``None`` when identical (JSON has no infinity)."""
+    db = _psnr(out.detach().float().clamp(0, 1).cpu().numpy(), ref.detach().float().clamp(0, 1).cpu().numpy(), 1.0)
+    return None if math.isinf(db) else db
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters

@@ -38,11 +38,21 @@ from sirr.atomic import atomic_write_text
 from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.images import to_tensor
 from sirr.data.samples import sample_photos
-from sirr.inference import MIN_PSNR_DB, cpu_model, device_slug, output_psnr, paths_here, reuse_freed_memory
+from sirr.inference import (
+    MIN_PSNR_DB,
+    bench_report_path,
+    cpu_model,
+    device_slug,
+    output_psnr,
+    paths_here,
+    reuse_freed_memory,
+)
 from sirr.losses import LocationAwareLoss, VGG19Features
+from sirr.messages import repo_relative
 from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware, count_flops
 from sirr.provenance import device_name, provenance
+from sirr.train.engine import cpu_has_native_bf16
 from sirr.weights import committed_weights, sha256_file
 
 __all__ = [
@@ -270,7 +280,7 @@ def run_bench(
     repeats = repeats or (10 if dev.startswith("cuda") else 3)
     if repeats < 1:
         raise ValueError(f"bench: repeats must be >= 1, got {repeats}")
-    path = Path(out) if out else REPO_ROOT / "results" / "bench" / f"{device_slug(dev)}.json"
+    path = Path(out) if out else bench_report_path(dev)
     cuda = dev.startswith("cuda")
     old_benchmark = torch.backends.cudnn.benchmark
     if cuda:
@@ -414,10 +424,7 @@ def _bench_model(weights, iterations: int, dev: str) -> tuple[torch.nn.Module, d
         path = Path(weights)
         model = get_method("la").load(path, device="cpu")
         model.iterations = iterations
-        try:
-            shown = str(path.resolve().relative_to(REPO_ROOT))
-        except ValueError:
-            shown = str(path)
+        shown = repo_relative(path)
         meta = getattr(model, "checkpoint_meta", {}) or {}
         preset = ((meta.get("config") or {}).get("preset") or {}).get("name")
         info = {"trained": True, "what": f"trained weights {shown} (preset {preset or 'unknown'})", "path": shown,
@@ -444,7 +451,7 @@ def _release_ratio(report: dict, size: str) -> dict:
             "met": ratio is not None and ratio <= 0.33,
             "reference": ("fp32 eager stands in for the release: the authors' code cannot run offline here; the "
                           "issue measured the two 2% apart on one machine (10.4 s vs 10.2 s at 400x544)"),
-            "note": None if paths_here("cpu")[-1].startswith("bf16") else
+            "note": None if cpu_has_native_bf16() else
             "this CPU has no native bf16 (AVX-512 BF16 / AMX), so only fp32 paths run; the 0.33x goal needs bf16"}
 
 

@@ -8,12 +8,12 @@ staged copy, which ``book/gpu.md`` includes. No time on that page is typed by ha
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sirr.book.bench import read_bench
-from sirr.config import PRESETS
+from sirr.config import PRESETS, RunConfig, get_preset
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, TS_VARIANTS
+from sirr.results import load_result
 
 __all__ = ["time_tables", "GENERATED"]
 
@@ -36,10 +36,8 @@ def _duration(seconds: float) -> str:
 
 
 def _training_record(results_dir: Path, method: str) -> dict | None:
-    try:
-        return json.loads((results_dir / "cpu" / "training" / method / "0.json").read_text())["payload"]
-    except (OSError, ValueError, KeyError):
-        return None
+    """The stored ``cpu`` training record of ``method`` (:func:`sirr.results.load_result`), or None."""
+    return load_result(RunConfig(preset=get_preset("cpu"), results_dir=results_dir), f"training/{method}", seed=0)
 
 
 def _inference_rows(rep: dict) -> list[str]:

@@ -29,6 +29,7 @@ from sirr.data.datasets import Sample, available_datasets, load_dataset, sample_
 from sirr.data.synthesis import synthesize_la
 from sirr.gradients import edge_map, laplacian_map
 from sirr.losses.location_aware import binary_rcmap_target
+from sirr.messages import repo_relative
 from sirr.methods import get_method
 from sirr.viz.figures import _as_image
 from sirr.viz.style import CMAP_CONFIDENCE, CMAP_RCMAP, map_panel
@@ -368,10 +369,7 @@ class TrainedModel:
 
     def note(self) -> str:
         """``la/full: runs/smoke/la/full/seed0/final.pt (step 6)`` -- for captions."""
-        try:
-            where = self.checkpoint.resolve().relative_to(REPO_ROOT)
-        except ValueError:
-            where = self.checkpoint
+        where = repo_relative(self.checkpoint)
         step = f", step {self.step}" if self.step is not None else ""
         return f"{self.method}/{self.variant}: {where}{step}" + (" (trained in this chapter)" if self.trained_now else "")
 
