@@ -35,6 +35,7 @@ def test_tiny_bench_writes_a_valid_report(tmp_path):
     assert paths["fp32 eager"]["psnr_vs_fp32_db"] is None  # identical to itself
     assert stored["fastest"]["32x48"]["path"] in paths
     assert stored["weights"]["trained"] is False and stored["remove_path"] is None  # random init: no choice
+    assert "random init weights" in lines[0] and "no path is chosen for sirr remove" in lines[0]  # said, not silent
     assert stored["goal"] is None  # 400x540 not measured
     assert stored["profile"]["top_ops"] and stored["profile"]["top_ops"][0]["self_s"] > 0
     assert rep["path"] == str(out) and any("fastest correct" in line for line in lines)

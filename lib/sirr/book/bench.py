@@ -319,7 +319,8 @@ def run_bench(
         "provenance": provenance(),
     }
     print_fn(f"LA inference, {iterations} iterations, {device_name(dev)}, median of {repeats} "
-             f"(load {report['conditions']['start']['loadavg_1_5_15'][0]:.2f})")
+             f"(load {report['conditions']['start']['loadavg_1_5_15'][0]:.2f}); {weights_info['what']}"
+             + ("" if weights_info["trained"] else ": timing only, no path is chosen for sirr remove"))
     paths = inference_paths(model, dev, compile=compile_on)
     try:
         for h, w in parsed:
