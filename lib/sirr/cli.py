@@ -43,7 +43,13 @@ def train_cli(method: str, preset: str = "smoke", seed: int = 0, device: str | N
         losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if k != "seconds")
         print(f"trained {method.upper()} for {result.steps} steps in {result.seconds:.1f} s"
               + (f" (resumed from step {result.resumed_from})" if result.resumed_from is not None else ""))
+        if result.truncated:
+            print(f"TRUNCATED: the time guard stopped the run at step {result.steps}; it is not the preset's model "
+                  "(run again with --resume to finish it)")
         print(f"final losses: {losses}")
+        if result.best is not None:
+            print(f"best validation: {result.best['val_psnr']:.2f} dB at step {result.best['step']} "
+                  f"(identity {result.best['val_identity_psnr']:.2f} dB): {result.best_checkpoint}")
         print(f"checkpoint: {result.checkpoint}  (resume state: {result.run_dir / 'last.pt'})")
         print(f"metrics:    {result.metrics_path}  (sirr.train.read_metrics)")
         print(f"log:        {result.run_dir / 'train.log'}")

@@ -64,11 +64,12 @@ class LATrainConfig:
     init_std: float = 0.02  # the paper says "variance 0.02"; the release, like pix2pix, uses it as std
     checkpoint_every: int = 1000
     log_every: int = 10
-    # "auto": bf16 autocast (+ channels_last on the CPU) where the hardware computes in bf16 (CUDA; CPUs with
-    # AVX-512 BF16 or AMX), fp32 elsewhere; "fp32" or "bf16" to force one (sirr.train.engine.resolve_precision)
+    # "auto": bf16 autocast on CUDA, fp32 on the CPU; "fp32" or "bf16" to force one (bf16 on the CPU only when
+    # asked for; recorded in the checkpoint) (sirr.train.engine.resolve_precision)
     precision: str = "auto"
-    # wall-clock seconds for the whole training (None: no limit); shared by the phases in proportion to their
-    # step counts, which become caps; training stops cleanly at a step boundary and records what it did
+    # a guard, not a budget: the schedule is ``steps`` (+ ``fine_tune_steps``) on every machine. When the wall
+    # time passes the guard (None: no guard), training stops at a step boundary and the run is marked truncated
+    # (record, log, manifest, chapters); a truncated run is never a committed result
     time_budget_s: float | None = None
     validate_every: int = 100  # steps between scorings of the validation set (when the preset has one)
 
@@ -89,9 +90,12 @@ class TSTrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 10
     precision: str = "auto"  # as LATrainConfig.precision
-    time_budget_s: float | None = None  # as LATrainConfig.time_budget_s (stage 1 and stage 2 by their step counts)
+    time_budget_s: float | None = None  # a guard, as LATrainConfig.time_budget_s
     validate_every: int = 100
     width_scale: float | None = None  # times the release's widths (None: models.two_stage.PRESET_WIDTH_SCALE)
+    # Φ's input: False feeds raw [0, 1] images to VGG-19, as the release does; True normalises with ImageNet's
+    # mean and std first (chapter 05's diagnosis compares the two at equal steps)
+    vgg_normalize: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ class EvalConfig:
     max_images: int | None = None  # per dataset; None = all
     max_side: int | None = None  # longer side cap before inference; None = native size
     lpips: bool = False  # also score LPIPS (VGG) (sirr.lpips_vgg)
+    # which images of each set: "all", or "scenes" — a declared subset that covers every scene of a SIR² set
+    # (sirr.data.datasets.scene_subset) and every image of the small sets; never "the first N"
+    subset: str = "all"
 
 
 @dataclass(frozen=True)
@@ -108,10 +115,12 @@ class ValidationConfig:
     """A fixed synthetic validation set, scored during training (0 photos: none).
 
     Its photos are held out of the training pool (the ``photos`` whose names hash lowest), so the
-    validation triples are made of photos the network never sees; each method uses its own synthesis recipe.
+    validation triples are made of photos the network never sees. Both methods use the same photos and
+    the same ``recipe``, so their curves share one identity line and their best checkpoints are chosen alike.
     """
 
     photos: int = 0
+    recipe: str = "la"  # synthesis recipe of the triples (sirr.data.synthesis.RECIPES), one for both methods
     size: int = 128  # side of the validation triples (one per held-out photo); scored every
     # la.validate_every / ts.validate_every steps and at the end of each phase
 
@@ -162,17 +171,19 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         name="cpu",
         description=(
-            "Two CPU cores, at most 40 minutes of training per method (a time budget that stops at a step "
-            "boundary): the full LA network at 96 px crops; TS at 1/4 of the release's widths."
+            "Two CPU cores, a fixed number of optimiser steps in fp32 (the same model on any machine; about "
+            "1.5 h per method on a 2-core x86 machine): the full LA network, 800 steps at the paper's batch 2 on "
+            "128 px crops; TS at a quarter of the release's widths, 800 + 800 steps at batch 4 on 128 px crops. "
+            "The committed model is the best-validation checkpoint (48 held-out synthetic triples)."
         ),
         device="cpu",
-        la=LATrainConfig(steps=100_000, fine_tune_steps=0, batch_size=4, crop=96, time_budget_s=2400,
-                         checkpoint_every=10, log_every=2, validate_every=40),
-        ts=TSTrainConfig(stage1_steps=100_000, stage2_steps=100_000, batch_size=4, crop=96, time_budget_s=2400,
-                         width_scale=0.25, checkpoint_every=50, log_every=10, validate_every=100),
-        eval=EvalConfig(max_images=20, max_side=256, lpips=True),
+        la=LATrainConfig(steps=800, fine_tune_steps=0, batch_size=2, crop=128, precision="fp32",
+                         checkpoint_every=50, log_every=10, validate_every=50),
+        ts=TSTrainConfig(stage1_steps=800, stage2_steps=800, batch_size=4, crop=128, precision="fp32",
+                         width_scale=0.25, checkpoint_every=50, log_every=10, validate_every=50),
+        eval=EvalConfig(max_images=None, max_side=256, lpips=True, subset="scenes"),
         ablation=AblationConfig(seeds=(0,), la_steps=20, ts_stage1_steps=50, ts_stage2_steps=50),
-        validation=ValidationConfig(photos=16, size=128),
+        validation=ValidationConfig(photos=48, size=128, recipe="la"),
         vgg_weights="auto",
         synthesis_size=256,
     ),
@@ -190,8 +201,10 @@ PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper",
         description=(
-            "The papers' schedules: LA 60 epochs x 4000 pairs at batch 2 (120k steps) then lr 1e-4 fine-tuning; "
-            "TS stage 1 then stage 2 with RMSprop at the paper's rates."
+            "The papers' schedules where they give them: LA 60 epochs x 4000 pairs at batch 2 = 120k steps at lr "
+            "2e-4 (paper), then lr 1e-4 fine-tuning whose length the paper does not give (20k steps: ours); TS "
+            "stage 1 then stage 2 with RMSprop at the paper's rates, batch 6 (release), 100k + 100k steps (ours: "
+            "neither the paper nor the release gives the step counts)."
         ),
         device="cuda",
         la=LATrainConfig(steps=120_000, fine_tune_steps=20_000, checkpoint_every=2000, log_every=100),
@@ -310,6 +323,10 @@ def resolve(
         budget = getattr(p, sec).time_budget_s
         if budget is not None and not budget > 0:
             raise ConfigError(f"{sec}.time_budget_s must be positive seconds or None; got {budget!r}")
+    if p.eval.subset not in ("all", "scenes"):
+        raise ConfigError(f"eval.subset must be 'all' or 'scenes', got {p.eval.subset!r}")
+    if p.validation.recipe not in ("la", "ts", "ceilnet"):
+        raise ConfigError(f"validation.recipe must be 'la', 'ts' or 'ceilnet', got {p.validation.recipe!r}")
     if p.vgg_weights not in ("auto", "imagenet", "oxford", "random"):
         raise ConfigError(f"vgg_weights must be 'auto', 'imagenet', 'oxford' or 'random', got {p.vgg_weights!r}")
     dev = resolve_device(device if device is not None else p.device if p.device != "cuda" else "auto")

@@ -25,7 +25,7 @@ import torch
 
 from sirr.config import RunConfig
 from sirr.registry import FULL, LA_VARIANTS, TS_VARIANTS, Variant
-from sirr.train.engine import TrainResult, default_run_dir, load_checkpoint
+from sirr.train.engine import TrainResult, default_run_dir, load_checkpoint, selected_checkpoint
 from sirr.train.location_aware import la_step, load_location_aware, train_location_aware
 from sirr.train.two_stage import load_two_stage, train_two_stage, ts_step
 
@@ -61,7 +61,10 @@ class Method:
         return default_run_dir(run, self.name, variant)
 
     def checkpoint(self, run: RunConfig, variant: str = FULL) -> Path:
-        return self.run_dir(run, variant) / "final.pt"
+        """The run's model of record: ``best.pt`` when it had a validation set, else ``final.pt``
+        (:func:`sirr.train.engine.selected_checkpoint`; ``final.pt``'s path while the run is unfinished)."""
+        d = self.run_dir(run, variant)
+        return selected_checkpoint(d) or d / "final.pt"
 
     def train(self, run: RunConfig, variant: str = FULL, *, run_dir: str | Path | None = None,
               resume: bool = True, progress: bool = False, **overrides: Any) -> TrainResult:
@@ -78,14 +81,16 @@ class Method:
 
     def trained(self, run: RunConfig, variant: str = FULL, *, train_missing: bool = True,
                 progress: bool = False) -> torch.nn.Module | None:
-        """The trained network (eval mode): the run's ``final.pt`` when present (and not ``run.retrain``),
-        else trained now; ``None`` when it is missing and ``train_missing`` is false."""
+        """The trained network (eval mode): the run's model of record (:meth:`checkpoint`) when present (and not
+        ``run.retrain``), else trained now; ``None`` when it is missing and ``train_missing`` is false."""
         ckpt = self.checkpoint(run, variant)
         if ckpt.is_file() and not run.retrain:
             return self.load(ckpt, run.device)
         if not train_missing:
             return None
-        return self.train(run, variant, resume=not run.retrain, progress=progress).model.eval()
+        res = self.train(run, variant, resume=not run.retrain, progress=progress)
+        best = res.best_checkpoint
+        return self.load(best, run.device) if best is not None and not res.truncated else res.model.eval()
 
     def __repr__(self) -> str:
         return f"<method {self.name}: {self.title}>"

@@ -21,8 +21,8 @@ from sirr.train.engine import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkp
 __all__ = ["export_weights", "committed_weights", "weights_name"]
 
 _KEEP = ("model_kwargs", "loss_kwargs", "step", "phase", "vgg_weights", "losses", "provenance", "samples_seen",
-         "phase_steps", "phase_seconds", "time_budget_s", "pool", "precision", "validation_photos", "config",
-         "stage1_steps", "stage2_steps", "use_adversarial", "use_feature_reduction", "stage2_edges")
+         "phase_steps", "phase_seconds", "time_guard_s", "truncated", "best_validation", "total_steps", "pool", "precision", "validation_photos", "config",
+         "stage1_steps", "stage2_steps", "use_adversarial", "use_feature_reduction", "stage2_edges", "vgg_normalize")
 
 
 def weights_name(method: str, preset: str, seed: int) -> str:
@@ -32,9 +32,13 @@ def weights_name(method: str, preset: str, seed: int) -> str:
 
 def export_weights(checkpoint: str | Path, run, *, dtype: torch.dtype = torch.float16,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the network of ``checkpoint`` (a run's ``final.pt``) in ``dtype`` to ``results/<preset>/weights/`` and
-    list it in the manifest; ``extra`` (e.g. the load average while it trained) is recorded too. Returns the entry."""
+    """Write the network of ``checkpoint`` (a finished run's model of record: ``best.pt`` or ``final.pt``) in ``dtype``
+    to ``results/<preset>/weights/`` and list it in the manifest; ``extra`` (e.g. the load average while it trained)
+    is recorded too. A truncated run's checkpoint is refused. Returns the entry."""
     ck = load_checkpoint(checkpoint)
+    if ck.get("truncated") or ck.get("phase") not in ("done", "best"):
+        raise ValueError(f"{checkpoint} is from an unfinished or truncated run (phase {ck.get('phase')!r}); only a "
+                         "finished run's final.pt or best.pt can be committed")
     kind, cfg = ck["kind"], ck["config"]
     preset, seed = cfg["preset"]["name"], int(cfg["seed"])
     if preset != run.preset.name or seed != run.seed:
@@ -46,9 +50,11 @@ def export_weights(checkpoint: str | Path, run, *, dtype: torch.dtype = torch.fl
     path = atomic_write(Path(run.results_dir) / preset / "weights" / f"{name}.fp16.pt", lambda fh: torch.save(out, fh))
     pool = ck.get("pool") or {}
     info = {
-        "method": kind, "dtype": str(dtype), "steps": int(ck["step"]), "samples_seen": ck.get("samples_seen"),
+        "method": kind, "dtype": str(dtype), "steps": int(ck.get("total_steps") or ck["step"]),
+        "selected_step": int(ck["step"]), "checkpoint": "best.pt" if ck.get("phase") == "best" else "final.pt",
+        "best_validation": ck.get("best_validation"), "samples_seen": ck.get("samples_seen"),
         "crop": cfg["preset"][kind]["crop"], "phase_steps": ck.get("phase_steps"),
-        "phase_seconds": ck.get("phase_seconds"), "time_budget_s": ck.get("time_budget_s"),
+        "phase_seconds": ck.get("phase_seconds"),
         "pool_fingerprint": pool.get("fingerprint"), "pool_size": pool.get("size"),
         "vgg_weights": ck.get("vgg_weights"), "precision": ck.get("precision"),
         "parameters": int(sum(v.numel() for v in state.values() if v.is_floating_point())),

@@ -17,6 +17,7 @@ from sirr.train.engine import (
     default_run_dir,
     load_checkpoint,
     read_metrics,
+    selected_checkpoint,
 )
 from sirr.train.location_aware import load_location_aware, train_location_aware
 from sirr.train.two_stage import load_two_stage, train_two_stage
@@ -30,6 +31,7 @@ __all__ = [
     "default_run_dir",
     "load_checkpoint",
     "read_metrics",
+    "selected_checkpoint",
     "train_location_aware",
     "load_location_aware",
     "train_two_stage",

@@ -37,6 +37,7 @@ import random
 import re
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ __all__ = [
     "atomic_torch_save",
     "capture_rng",
     "configure_determinism",
+    "data_state",
     "default_run_dir",
+    "selected_checkpoint",
     "data_fingerprint",
     "load_checkpoint",
     "read_metrics",
@@ -153,13 +156,13 @@ class Precision:
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> Precision:
-    """``"auto"``: bf16 autocast on CUDA, bf16 autocast + channels_last on a CPU with native bf16
-    (:func:`cpu_has_native_bf16`), fp32 elsewhere; ``"fp32"`` / ``"bf16"`` force one."""
+    """``"auto"``: bf16 autocast on CUDA, fp32 on the CPU (so a CPU preset trains the same model on every CPU);
+    ``"fp32"`` / ``"bf16"`` force one (bf16 on the CPU: autocast + channels_last, only when asked for)."""
     kind = torch.device(device).type
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16'; got {precision!r}")
     if precision == "auto":
-        precision = "bf16" if kind == "cuda" or (kind == "cpu" and cpu_has_native_bf16()) else "fp32"
+        precision = "bf16" if kind == "cuda" else "fp32"
     if precision == "fp32":
         return Precision("fp32", autocast=False, channels_last=False)
     return Precision("bf16", autocast=True, channels_last=kind == "cpu")
@@ -391,6 +394,15 @@ def data_fingerprint(run: Any) -> str:
     return _FINGERPRINTS[key]
 
 
+def selected_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The model of record of a finished run: ``best.pt`` (the best validation score, chosen on validation only)
+    when the run had a validation set, else ``final.pt``; ``None`` while the run is unfinished or truncated."""
+    d = Path(run_dir)
+    if not (d / "final.pt").is_file():
+        return None
+    return d / "best.pt" if (d / "best.pt").is_file() else d / "final.pt"
+
+
 def default_run_dir(run: Any, method: str, variant: str = "full") -> Path:
     """``<repo>/runs/<preset>/<method>/<variant>/<data fingerprint>/seed<seed>``: the one run-folder scheme
     (``runs/`` is git-ignored)."""
@@ -503,9 +515,18 @@ class TrainResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     progress: dict[str, Any] = field(default_factory=dict)  # steps, seconds and samples per phase (fit's record)
+    truncated: bool = False  # the time guard stopped the run before its steps: not the preset's model
+    best: dict[str, Any] | None = None  # the best validation score ({"step", "val_psnr", ...}); weights in best.pt
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        """``best.pt``: the weights of the best validation score (None without a validation set)."""
+        p = self.run_dir / "best.pt"
+        return p if self.best is not None and p.is_file() else None
 
     def __repr__(self) -> str:
         resumed = f", resumed_from={self.resumed_from}" if self.resumed_from is not None else ""
+        resumed += ", TRUNCATED" if self.truncated else ""
         return (f"TrainResult({type(self.model).__name__}, steps={self.steps}{resumed}, "
                 f"checkpoint={repo_relative(self.checkpoint)!r}, seconds={self.seconds:.1f})")
 
@@ -547,6 +568,7 @@ class Session:
         self.log = RunLog(self.run_dir, enabled=self.dist.is_main)
         self.last_path = self.run_dir / "last.pt"
         self.final_path = self.run_dir / "final.pt"
+        self.best_path = self.run_dir / "best.pt"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.metrics: MetricsLog | None = None
         self.t0 = time.perf_counter()
@@ -582,7 +604,7 @@ class Session:
             self.log(f"resuming from {self.last_path} at step {ck['step']} (phase {ck.get('phase')})")
             return ck
         if self.dist.is_main:
-            for p in (self.last_path, self.final_path):
+            for p in (self.last_path, self.final_path, self.best_path):
                 if p.exists():
                     p.unlink()
         self.dist.barrier()
@@ -622,6 +644,16 @@ class Session:
         if final_model is not None:
             atomic_torch_save({**common, **final_model}, self.final_path)
 
+    def save_best(self, best: dict[str, Any], meta: dict[str, Any], weights: dict[str, Any]) -> None:
+        """Write ``best.pt``: the model weights at the best validation score so far, with that score and step."""
+        if not self.dist.is_main:
+            return
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": self.kind,
+                           "step": int(best["step"]), "phase": "best", "world_size": self.dist.world_size,
+                           "seconds": self.elapsed(), "config": plain(self.run.as_dict()),
+                           "provenance": plain(provenance(self.run)), **plain(meta), "best_validation": plain(best),
+                           **weights}, self.best_path)
+
     def result(self, model: Any, summary: str, *, steps: int, start: int, resumed: bool,
                losses: dict[str, float]) -> TrainResult:
         """End of a training call (both loops): say if it only loaded a finished run, log where the files
@@ -653,12 +685,11 @@ class Session:
 @dataclass(frozen=True)
 class Phase:
     """A stretch of training with one name and learning rate (LA: ``train`` then ``fine_tune``;
-    TS: ``stage1`` then ``stage2``): at most ``steps`` steps and, when set, at most ``seconds`` of wall time."""
+    TS: ``stage1`` then ``stage2``): exactly ``steps`` optimiser steps."""
 
     name: str
     steps: int
     lr: float
-    seconds: float | None = None
 
 
 class Job:
@@ -703,6 +734,10 @@ class Job:
         """The current estimate of the transmission of ``I`` (for the validation set; called under no_grad)."""
         raise NotImplementedError
 
+    def selects_best(self, phase: Phase) -> bool:
+        """Whether a validation score in ``phase`` may make ``best.pt`` (TS: stage 2 only, the whole method)."""
+        return True
+
     def before_save(self) -> None:
         """Make the state consistent across ranks before it is saved (e.g. BatchNorm statistics)."""
 
@@ -719,41 +754,47 @@ class Job:
         return f"{self.kind.upper()}: " + " + ".join(f"{p.steps} {p.name} steps" for p in self.phases)
 
 
-def split_budget(budget_s: float | None, steps: list[int]) -> list[float | None]:
-    """A method's wall-clock budget shared by its phases in proportion to their step counts."""
-    if budget_s is None:
-        return [None] * len(steps)
-    total = sum(steps)
-    return [float(budget_s) * n / total if total else 0.0 for n in steps]
-
-
-def _phase_progress(ck: dict[str, Any], phases: list[Phase]) -> tuple[dict[str, int], dict[str, float], set[str]]:
-    """Steps and seconds spent in each phase, and the phases its time budget ended, as a checkpoint records
-    them (a checkpoint without the record — written before budgets existed — is split by the step counts)."""
+def _phase_progress(ck: dict[str, Any], phases: list[Phase]) -> tuple[dict[str, int], dict[str, float]]:
+    """Steps and seconds spent in each phase, as a checkpoint records them (a checkpoint without the record is
+    split by the step counts)."""
     if "phase_steps" in ck:
         return ({p.name: int(ck["phase_steps"].get(p.name, 0)) for p in phases},
-                {p.name: float(ck["phase_seconds"].get(p.name, 0.0)) for p in phases},
-                set(ck.get("phases_out_of_time", [])))
+                {p.name: float((ck.get("phase_seconds") or {}).get(p.name, 0.0)) for p in phases})
     left, steps = int(ck["step"]), {}
     for p in phases:
         steps[p.name] = min(p.steps, left)
         left -= steps[p.name]
-    return steps, {p.name: 0.0 for p in phases}, set()
+    return steps, {p.name: 0.0 for p in phases}
 
 
-def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResult:
-    """Run (or resume) ``job`` to the end of its phases: one step at a time, logging every
-    ``job.log_every`` steps, checkpointing every ``job.checkpoint_every`` steps and at the end of each
-    phase, scoring the validation set (if any) every ``job.validate_every`` steps; a phase with a time
-    budget (``Phase.seconds``) ends at the first step boundary where one more step would pass it.
-    Returns the :class:`TrainResult`."""
+def data_state(job: Job) -> str:
+    """8 hex digits naming where the job's data stream stands (a CRC of its generators' states): two runs whose
+    metrics show the same ``data_state`` at a step have drawn the same batches up to it, whatever their speed."""
+    h = 0
+    for k, v in sorted(job.per_rank().items()):
+        parts = [v["generator"]] if isinstance(v, dict) and "generator" in v else [v]
+        for t in parts:
+            if isinstance(t, torch.Tensor):
+                h = zlib.crc32(t.numpy().tobytes(), h)
+    return f"{h:08x}"
+
+
+def fit(session: Session, job: Job, *, overfit_batch: bool = False, time_guard_s: float | None = None) -> TrainResult:
+    """Run (or resume) ``job`` for exactly the steps of its phases: one step at a time, logging every
+    ``job.log_every`` steps, checkpointing every ``job.checkpoint_every`` steps and at the end of each phase,
+    scoring the validation set (if any) every ``job.validate_every`` steps and at the end of each phase, and
+    keeping the best-validation weights in ``best.pt``.
+
+    The schedule is in steps, so the same preset and seed give the same steps and batches on any machine.
+    ``time_guard_s`` is only a guard: when the run's wall time passes it, training stops at the next step
+    boundary, saves, and the run is marked ``truncated`` (in the checkpoint, the metrics, the log and the
+    result); resuming it later without the guard continues the same sequence. Returns the :class:`TrainResult`."""
     cap = sum(p.steps for p in job.phases)
-    budgeted = any(p.seconds is not None for p in job.phases)
     ck = session.load_last(job.compat)
     done = {p.name: 0 for p in job.phases}
     spent = {p.name: 0.0 for p in job.phases}
-    out_of_time: set[str] = set()  # phases their time budget ended
     start, last = 0, {}
+    best: dict[str, Any] | None = None
     if ck is not None:
         mine = ck["per_rank"][session.dist.rank]
         job.restore(ck, mine)
@@ -762,91 +803,80 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False) -> TrainResu
         if start > cap:
             raise CheckpointError(f"{session.last_path} is at step {start}, past the {cap} steps asked; pass "
                                   "resume=False or more steps")
-        done, spent, out_of_time = _phase_progress(ck, job.phases)
+        done, spent = _phase_progress(ck, job.phases)
+        best = ck.get("best_validation")
     session.open_metrics(start if ck is not None else None)
     job.wrap(session.dist)
     fixed = job.batch(job.phases[0]) if overfit_batch else None
-    bar = progress_bar(None if budgeted else cap, start, session.progress,
-                       desc=f"{job.kind.upper()} {session.run.preset.name}")
+    bar = progress_bar(cap, start, session.progress, desc=f"{job.kind.upper()} {session.run.preset.name}")
     samples_per_step = job.batch_size * session.dist.world_size
     step = start
-    closed = {p.name for p in job.phases if done[p.name] >= p.steps or p.name in out_of_time}
+    truncated = False
 
     def record() -> dict[str, Any]:
         return {"phase_steps": dict(done), "phase_seconds": {k: round(v, 3) for k, v in spent.items()},
-                "phases_out_of_time": sorted(out_of_time), "samples_seen": step * samples_per_step,
-                "time_budget_s": {p.name: p.seconds for p in job.phases}}
+                "samples_seen": step * samples_per_step, "time_guard_s": time_guard_s, "truncated": truncated,
+                "best_validation": best}
+
+    def save(phase_name: str) -> None:
+        finished = step == cap and not truncated
+        job.before_save()
+        meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": cap,
+                "notes": session.log.notes, **record()}
+        session.save(step, "done" if finished else phase_name, job.states(), job.per_rank(), meta, job.compat,
+                     final_model={"model": job.model.state_dict()} if finished else None)
 
     job.model.train()
     try:
         for phase in job.phases:
-            if phase.name in closed:
-                continue
-            mean_s = None  # running mean of one iteration's wall time (step, logging, checkpoint, validation)
-            val_s = save_s = 0.0  # what closing the phase costs (a last validation and checkpoint): kept inside the budget
             while done[phase.name] < phase.steps:
-                if phase.seconds is not None and mean_s is not None and spent[phase.name] + mean_s > phase.seconds:
-                    break
                 t0 = time.perf_counter()
                 job.set_phase(phase)
                 vals = job.step(phase, fixed if fixed is not None else job.batch(phase))
                 done[phase.name] += 1
                 step += 1
                 bar.update(1)
-                took = time.perf_counter() - t0
-                timed_out = phase.seconds is not None and done[phase.name] < phase.steps and (
-                    spent[phase.name] + 2 * took + val_s + save_s > phase.seconds)
-                ends = done[phase.name] == phase.steps or timed_out
+                ends = done[phase.name] == phase.steps
                 if step % job.log_every == 0 or ends:  # and the last step of each phase
                     last = vals
                     session.metrics.write({"step": step, "phase": phase.name, "lr": phase.lr, **vals,
-                                           "seconds": round(session.elapsed(), 3), "vgg_weights": job.vgg_note})
+                                           "seconds": round(session.elapsed(), 3), "data_state": data_state(job),
+                                           "vgg_weights": job.vgg_note})
                     bar.set_postfix(phase=phase.name, loss=f"{vals['total']:.4f}")
                 if job.validation is not None and (step % job.validate_every == 0 or ends):
-                    t_val = time.perf_counter()
                     job.model.eval()
                     scores = job.validation.score(lambda x, ph=phase: job.predict(ph, x))
                     job.model.train()
                     job.set_phase(phase)
-                    val_s = time.perf_counter() - t_val
                     session.metrics.write({"step": step, "phase": phase.name, "validation": True, **scores,
                                            "seconds": round(session.elapsed(), 3)})
+                    if job.selects_best(phase) and (best is None or scores["val_psnr"] > best["val_psnr"]):
+                        best = {"step": step, "phase": phase.name, **scores}
+                        job.before_save()
+                        session.save_best(best, {**job.meta(), "vgg_weights": job.vgg_note, "total_steps": cap,
+                                                 "samples_seen": step * samples_per_step},
+                                          {"model": job.model.state_dict()})
                 spent[phase.name] += time.perf_counter() - t0
-                if ends:
-                    closed.add(phase.name)
-                    if timed_out:
-                        out_of_time.add(phase.name)
-                if step % job.checkpoint_every == 0 or ends:
-                    finished = len(closed) == len(job.phases)
-                    job.before_save()
-                    t1 = time.perf_counter()
-                    meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": cap,
-                            "notes": session.log.notes, **record()}
-                    session.save(step, "done" if finished else phase.name, job.states(), job.per_rank(), meta,
-                                 job.compat, final_model={"model": job.model.state_dict()} if finished else None)
-                    save_s = time.perf_counter() - t1
-                    spent[phase.name] += save_s
-                took = time.perf_counter() - t0
-                mean_s = took if mean_s is None else 0.8 * mean_s + 0.2 * took
-                if ends:
+                if step < cap and time_guard_s is not None and session.elapsed() > time_guard_s:
+                    truncated = True  # checked after a step, so every call makes progress
                     break
-            if phase.name not in closed:  # the budget ran out before the next step: close the phase and save
-                closed.add(phase.name)
-                out_of_time.add(phase.name)
-                finished = len(closed) == len(job.phases)
-                job.before_save()
-                meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": cap,
-                        "notes": session.log.notes, **record()}
-                session.save(step, "done" if finished else phase.name, job.states(), job.per_rank(), meta,
-                             job.compat, final_model={"model": job.model.state_dict()} if finished else None)
-            if phase.seconds is not None:
-                session.log(f"{phase.name}: {done[phase.name]} steps ({done[phase.name] * samples_per_step} samples) "
-                            f"in {spent[phase.name]:.0f} s of a {phase.seconds:.0f} s budget")
+                if step % job.checkpoint_every == 0 or ends:
+                    save(phase.name)
+            if truncated:
+                break
+        if truncated:
+            save("truncated")
+            session.log(f"TRUNCATED: the {time_guard_s:.0f} s time guard stopped the run at step {step} of {cap}; "
+                        "this is not the preset's model (resume without the guard to finish it)")
+            session.metrics.write({"step": step, "truncated": True, "seconds": round(session.elapsed(), 3)})
     finally:
         bar.close()
     job.before_save()
-    summary = job.summary() if not budgeted else f"{job.kind.upper()}: " + " + ".join(
-        f"{done[p.name]} {p.name} steps" for p in job.phases if done[p.name]) + " (time budget)"
+    summary = job.summary() if not truncated else f"{job.kind.upper()}: TRUNCATED at step {step} of {cap}"
     result = session.result(job.model, summary, steps=step, start=start, resumed=ck is not None, losses=last)
+    if truncated:  # no final.pt: a truncated run is never taken for a finished one
+        result.checkpoint = session.last_path
     result.progress = record()
+    result.truncated = truncated
+    result.best = best
     return result

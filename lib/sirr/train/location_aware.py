@@ -44,7 +44,6 @@ from sirr.train.engine import (
     fit,
     load_checkpoint,
     resolve_precision,
-    split_budget,
     variant_name,
 )
 from sirr.train.validation import split_for_validation
@@ -130,9 +129,7 @@ class LATraining(Job):
         cfg = self.cfg = run.preset.la
         log, dist, device = session.log, session.dist, session.device
         self.device, self.dist = device, dist
-        budgets = split_budget(cfg.time_budget_s, [steps, fine_tune_steps])
-        self.phases = [Phase("train", steps, cfg.lr, budgets[0]),
-                       Phase("fine_tune", fine_tune_steps, cfg.fine_tune_lr, budgets[1])]
+        self.phases = [Phase("train", steps, cfg.lr), Phase("fine_tune", fine_tune_steps, cfg.fine_tune_lr)]
         self.log_every, self.checkpoint_every, self.batch_size = cfg.log_every, cfg.checkpoint_every, cfg.batch_size
         self.precision = resolve_precision(cfg.precision, device)
         self.amp = self.precision.autocast
@@ -161,11 +158,12 @@ class LATraining(Job):
         if hasattr(photos, "summary"):
             log(photos.summary())
         val = run.preset.validation
-        photos, self.validation = split_for_validation(run, photos, "la", device, cfg.validate_every, log)
+        photos, self.validation = split_for_validation(run, photos, device, cfg.validate_every, log)
         self.validate_every = cfg.validate_every
         self.validation_photos = list(self.validation.names) if self.validation is not None else []
         log(f"precision: {self.precision.describe()}"
-            + (f"; time budget {cfg.time_budget_s:.0f} s" if cfg.time_budget_s else ""))
+            + (f"; time guard {cfg.time_budget_s:.0f} s (a run it stops is marked truncated)"
+               if cfg.time_budget_s else ""))
         # what the network learns from, for manifests: the pool after the validation hold-out
         self.pool_record = photos.describe() if hasattr(photos, "describe") else {"size": len(photos)}
         self.synth = ReflectionSynthesizer(photos, recipe="la", size=cfg.crop, device=device, seed=run.seed + dist.rank)
@@ -188,8 +186,8 @@ class LATraining(Job):
                        "photos": len(self.synth), "real_pairs": len(self.real) if self.real else 0,
                        "fine_tune_pairs": len(self.real_ft) if self.real_ft else 0, "vgg_weights": self.vgg_note,
                        "overfit_batch": overfit_batch}
-        if cfg.time_budget_s is not None or val.photos:  # old checkpoints stay resumable without these keys
-            self.compat.update(time_budget_s=cfg.time_budget_s, validation_photos=val.photos)
+        if val.photos:  # old checkpoints stay resumable without these keys
+            self.compat.update(validation_photos=val.photos, validation_recipe=val.recipe, validation_size=val.size)
         self.clip = mk.get("laplacian_grad_clip")
         self.model_t, self.disc_t = self.model, self.disc  # DDP-wrapped by wrap() under torchrun
 
@@ -349,7 +347,7 @@ def train_location_aware(
         job = LATraining(run, session, model_kwargs=model_kwargs, loss_kwargs=loss_kwargs, steps=n_steps,
                          fine_tune_steps=n_fine, photos=photos, real_pairs=real_pairs,
                          fine_tune_pairs=fine_tune_pairs, overfit_batch=overfit_batch)
-        return fit(session, job, overfit_batch=overfit_batch)
+        return fit(session, job, overfit_batch=overfit_batch, time_guard_s=cfg.time_budget_s)
     finally:
         session.close()
 
@@ -367,6 +365,7 @@ def load_location_aware(path: str | Path, device: str | torch.device = "cpu"):
     model = LocationAware(**ck["model_kwargs"])
     model.load_state_dict(ck["model"])
     model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance", "config",
-                                                    "samples_seen", "phase_steps", "phase_seconds", "time_budget_s")}
+                                                    "samples_seen", "phase_steps", "phase_seconds", "time_guard_s",
+                                                    "truncated", "best_validation", "total_steps")}
     return model.to(device).eval()
 

@@ -44,7 +44,6 @@ from sirr.train.engine import (
     fit,
     load_checkpoint,
     resolve_precision,
-    split_budget,
     variant_name,
 )
 from sirr.train.validation import split_for_validation
@@ -81,8 +80,7 @@ class TSTraining(Job):
         self.n1, self.n2, self.edges_mode, self.switches = n1, n2, edges_mode, switches
         self.use_adversarial = switches["use_adversarial"]
         self.use_feature_reduction = switches["use_feature_reduction"]
-        budgets = split_budget(cfg.time_budget_s, [n1, n2])
-        self.phases = [Phase("stage1", n1, cfg.lr_stage1, budgets[0]), Phase("stage2", n2, cfg.lr_stage2, budgets[1])]
+        self.phases = [Phase("stage1", n1, cfg.lr_stage1), Phase("stage2", n2, cfg.lr_stage2)]
         self.log_every, self.checkpoint_every, self.batch_size = cfg.log_every, cfg.checkpoint_every, cfg.batch_size
         self.precision = resolve_precision(cfg.precision, device)
         self.amp = self.precision.autocast
@@ -91,9 +89,10 @@ class TSTraining(Job):
         self.model_kwargs = dict(self.model.config)
         if self.precision.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.vgg = two_stage_vgg(weights=run.preset.vgg_weights).to(device)
+        self.vgg = two_stage_vgg(weights=run.preset.vgg_weights, normalize=cfg.vgg_normalize).to(device)
         self.vgg_note = self.vgg.description  # the source in words, recorded in logs, checkpoints and results
-        log(f"loss network: {self.vgg_note}")
+        log(f"loss network: {self.vgg_note}; input "
+            + ("ImageNet-normalised" if cfg.vgg_normalize else "raw [0, 1] images (the release's)"))
         if getattr(self.vgg, "is_fallback", False):
             log("WARNING: VGG-19 with RANDOM weights (offline fallback, vgg_weights='random'): L_rec, L_FR and L_2 "
                 "are NOT the paper's ImageNet VGG-19 losses; label every result of this run accordingly")
@@ -105,11 +104,12 @@ class TSTraining(Job):
         if hasattr(photos, "summary"):
             log(photos.summary())
         val = run.preset.validation
-        photos, self.validation = split_for_validation(run, photos, "ts", device, cfg.validate_every, log)
+        photos, self.validation = split_for_validation(run, photos, device, cfg.validate_every, log)
         self.validate_every = cfg.validate_every
         self.validation_photos = list(self.validation.names) if self.validation is not None else []
         log(f"precision: {self.precision.describe()}"
-            + (f"; time budget {cfg.time_budget_s:.0f} s" if cfg.time_budget_s else ""))
+            + (f"; time guard {cfg.time_budget_s:.0f} s (a run it stops is marked truncated)"
+               if cfg.time_budget_s else ""))
         # what the network learns from, for manifests: the pool after the validation hold-out
         self.pool_record = photos.describe() if hasattr(photos, "describe") else {"size": len(photos)}
         self.synth = ReflectionSynthesizer(photos, recipe="ts", size=cfg.crop, device=device, seed=run.seed + dist.rank)
@@ -117,9 +117,9 @@ class TSTraining(Job):
             f"{'the ground truth (release)' if edges_mode == 'ground_truth' else 'the confidence map of F1 (paper)'}")
         self.compat = {"model_kwargs": self.model_kwargs, "crop": cfg.crop, "batch_size": cfg.batch_size,
                        "photos": len(self.synth), "vgg_weights": self.vgg_note, "stage2_edges": edges_mode,
-                       "overfit_batch": overfit_batch, **switches}
-        if cfg.time_budget_s is not None or val.photos:  # old checkpoints stay resumable without these keys
-            self.compat.update(time_budget_s=cfg.time_budget_s, validation_photos=val.photos)
+                       "overfit_batch": overfit_batch, "vgg_normalize": cfg.vgg_normalize, **switches}
+        if val.photos:  # old checkpoints stay resumable without these keys
+            self.compat.update(validation_photos=val.photos, validation_recipe=val.recipe, validation_size=val.size)
         self.f1, self.f2, self.critic = self.model.stage1, self.model.stage2, self.model.discriminator
         self.last_path = session.last_path
 
@@ -155,6 +155,10 @@ class TSTraining(Job):
             x = self.precision.prepare(I)
             return self.model.stage1(x) if phase.name == "stage1" else self.model(x).b_final
 
+    def selects_best(self, phase: Phase) -> bool:
+        """``best.pt`` holds the whole method (B_final), so it is chosen in stage 2 (stage 1 when there is none)."""
+        return phase.name == "stage2" or self.n2 == 0
+
     def before_save(self) -> None:
         _sync_buffers(self.dist, self.model)
 
@@ -168,7 +172,8 @@ class TSTraining(Job):
     def meta(self) -> dict[str, Any]:
         return {"model_kwargs": self.model_kwargs, "stage1_steps": self.n1, "stage2_steps": self.n2,
                 **self.switches, "stage2_edges": self.edges_mode, "pool": self.pool_record,
-                "validation_photos": self.validation_photos, "precision": self.precision.describe()}
+                "validation_photos": self.validation_photos, "precision": self.precision.describe(),
+                "vgg_normalize": self.cfg.vgg_normalize}
 
     def summary(self) -> str:
         return f"TS: {self.n1} stage-1 + {self.n2} stage-2 steps"
@@ -272,7 +277,7 @@ def train_two_stage(
     try:
         job = TSTraining(run, session, n1=n1, n2=n2, edges_mode=edges_mode, switches=switches, photos=photos,
                          model_kwargs=model_kwargs, overfit_batch=overfit_batch)
-        return fit(session, job, overfit_batch=overfit_batch)
+        return fit(session, job, overfit_batch=overfit_batch, time_guard_s=cfg.time_budget_s)
     finally:
         session.close()
 
@@ -289,5 +294,6 @@ def load_two_stage(path: str | Path, device: str | torch.device = "cpu"):
     model = TwoStage(**ck["model_kwargs"])
     model.load_state_dict(ck["model"])
     model.checkpoint_meta = {k: ck.get(k) for k in ("step", "phase", "vgg_weights", "losses", "provenance", "config",
-                                                    "samples_seen", "phase_steps", "phase_seconds", "use_adversarial", "use_feature_reduction", "stage2_edges")}
+                                                    "samples_seen", "phase_steps", "phase_seconds", "time_guard_s", "truncated",
+                                                    "best_validation", "use_adversarial", "use_feature_reduction", "stage2_edges")}
     return model.to(device).eval()

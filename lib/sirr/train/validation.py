@@ -2,8 +2,9 @@
 
 Its photos are held out of the training pool (:func:`hold_out`: the photos whose names hash lowest,
 so the choice does not depend on listing order), and its triples are drawn once, with a fixed seed,
-by the method's own synthesis recipe. :class:`ValidationSet` scores the network's current estimate
-of T against the ground truth (PSNR, LA convention) beside the identity baseline (the input itself).
+by one recipe for both methods (preset ``validation.recipe``), so LA's and TS's curves share one identity
+line. :class:`ValidationSet` scores the network's current estimate of T against the ground truth (PSNR and
+SSIM, LA convention) beside the identity baseline (the input itself).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from sirr.data.pool import PhotoPool
 from sirr.data.synthesis import ReflectionSynthesizer
-from sirr.metrics import psnr
+from sirr.metrics import psnr, ssim
 
 __all__ = ["hold_out", "ValidationSet", "VALIDATION_SEED", "split_for_validation"]
 
@@ -57,33 +58,40 @@ class ValidationSet:
         self.I, self.T = b["I"].to(device), b["T"].to(device)
         self.names = [_name(photos, i) for i in range(len(photos))]
         self.batch_size = batch_size
-        self.identity_psnr = self._mean_psnr(self.I)
+        self.recipe = recipe
+        self.identity_psnr, self.identity_ssim = self._means(self.I)
 
     def __len__(self) -> int:
         return int(self.I.shape[0])
 
-    def _mean_psnr(self, pred: torch.Tensor) -> float:
+    def _means(self, pred: torch.Tensor) -> tuple[float, float]:
         p = pred.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         t = self.T.float().permute(0, 2, 3, 1).cpu().numpy()
-        return float(np.mean([psnr(a, b, "la") for a, b in zip(p, t)]))
+        return (float(np.mean([psnr(a, b, "la") for a, b in zip(p, t)])),
+                float(np.mean([ssim(a, b, "la") for a, b in zip(p, t)])))
 
     @torch.no_grad()
     def score(self, predict: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
-        """``{"val_psnr", "val_identity_psnr"}`` of ``predict`` (the caller puts the network in eval mode)."""
+        """``{"val_psnr", "val_ssim", "val_identity_psnr", "val_identity_ssim"}`` of ``predict`` (the caller puts
+        the network in eval mode)."""
         outs = [predict(self.I[i: i + self.batch_size]).float() for i in range(0, len(self), self.batch_size)]
-        return {"val_psnr": round(self._mean_psnr(torch.cat(outs)), 4),
-                "val_identity_psnr": round(self.identity_psnr, 4)}
+        p, s = self._means(torch.cat(outs))
+        return {"val_psnr": round(p, 4), "val_ssim": round(s, 4), "val_identity_psnr": round(self.identity_psnr, 4),
+                "val_identity_ssim": round(self.identity_ssim, 4)}
 
 
-def split_for_validation(run: Any, photos: Sequence, recipe: str, device: torch.device | str, every: int,
+def split_for_validation(run: Any, photos: Sequence, device: torch.device | str, every: int,
                          log: Callable[[str], None]) -> tuple[Sequence, ValidationSet | None]:
     """``(training photos, validation set)`` for a job: ``run.preset.validation.photos`` held out of ``photos``
-    and made into ``recipe`` triples (``(photos, None)`` when the preset has no validation set); says so in one line."""
+    and made into triples by the preset's one validation recipe (``(photos, None)`` when the preset has no
+    validation set); says so in one line."""
     val = run.preset.validation
     if not val.photos:
         return photos, None
     photos, held = hold_out(photos, val.photos)
+    recipe = val.recipe
     vset = ValidationSet(held, recipe, val.size, device)
     log(f"validation: {len(held)} photos held out of the training pool, {len(held)} {recipe.upper()} triples at "
-        f"{val.size} px (identity PSNR {vset.identity_psnr:.2f} dB), scored every {every} steps")
+        f"{val.size} px (identity PSNR {vset.identity_psnr:.2f} dB, SSIM {vset.identity_ssim:.3f}), scored every {every} "
+        "steps")
     return photos, vset
