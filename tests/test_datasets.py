@@ -260,3 +260,23 @@ def test_shared_data_counts(shared_root, name, count, gt):
         assert s.T.shape == s.I.shape and s.R.shape == s.I.shape
 
 
+
+
+def test_scene_subset_covers_every_scene_and_ignores_listing_order(tmp_path):
+    from sirr.data.datasets import PairDataset, _Item, evaluation_subset, scene_of
+
+    names = [f"{sc}_{kind}_{k}_m" for sc in range(1, 6) for kind in ("Focus", "Thick") for k in (3, 5, 10)]
+    items = [_Item(n, tmp_path / f"{n}.png", None, None) for n in names]
+    ds = PairDataset(name="sir2_solidobject", root=tmp_path, items=items, has_ground_truth=True)
+    sub = evaluation_subset(ds, "scenes")
+    scenes = [scene_of(ds.name, n) for n in sub.names]
+    assert sorted(set(scenes)) == ["1", "2", "3", "4", "5"] and len(sub) == 10  # two per scene
+    assert all({n.split("_")[1] for n in sub.names if n.startswith(f"{s}_")} == {"Focus", "Thick"} for s in "12345")
+    rev = PairDataset(name="sir2_solidobject", root=tmp_path, items=items[::-1], has_ground_truth=True)
+    assert sorted(evaluation_subset(rev, "scenes").names) == sorted(sub.names)
+    assert sub.names != names[: len(sub)]  # not the first N
+    assert evaluation_subset(ds, "all") is ds
+    other = PairDataset(name="real20", root=tmp_path, items=items, has_ground_truth=True)
+    assert evaluation_subset(other, "scenes") is other  # small sets are scored whole
+    with pytest.raises(ValueError, match="'all' or 'scenes'"):
+        evaluation_subset(other, "first20")

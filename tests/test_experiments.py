@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -254,12 +255,66 @@ def test_ordering_agreement_counts_ties_separately():
     assert "no ordering to compare" in s and "1 tied" in s
 
 
-def test_ts_width_experiment_records_each_width_within_its_budget(tmp_path):
-    run = resolve("smoke", seed=0, data_root="none", results_dir=tmp_path)
-    out = ex.ts_width_experiment(run, widths=(0.125,), seconds=3.0, verbose=False)
-    (row,) = out["rows"]
-    assert row["width_scale"] == 0.125 and row["steps"] >= 1 and row["samples_seen"] == row["steps"] * 2
-    assert 0 < row["stage1_parameters"] < 2_000_000  # an eighth of the release's widths
-    assert (tmp_path / "smoke" / "ts_width" / "0.json").is_file()
-    again = ex.ts_width_experiment(run, widths=(0.125,), seconds=3.0, verbose=False)
+def test_ts_stage1_study_trains_each_arm_for_equal_steps_and_is_read_back(tmp_path):
+    run = resolve("smoke", seed=0, data_root="none", results_dir=tmp_path, validation__photos=4,
+                  validation__size=64)
+    out = ex.ts_stage1_study(run, "vgg_input", steps=3, validate_every=2, verbose=False)
+    rows = {r["arm"]: r for r in out["rows"]}
+    assert set(rows) == {"imagenet_normalised", "raw_01"}
+    assert all(r["steps"] == 3 and [v["step"] for v in r["validation"]] == [2, 3] for r in rows.values())
+    assert rows["imagenet_normalised"]["vgg_normalize"] is True and rows["raw_01"]["vgg_normalize"] is False
+    # same seed, same batches, same initialisation: only the VGG input differs, so the losses differ
+    assert rows["imagenet_normalised"]["final_losses"]["fr"] != rows["raw_01"]["final_losses"]["fr"]
+    assert (tmp_path / "smoke" / "ts_stage1" / "vgg_input" / "0.json").is_file()
+    again = ex.ts_stage1_study(run, "vgg_input", steps=3, validate_every=2, verbose=False)
     assert again["rows"] == out["rows"]  # read back, not retrained
+    with pytest.raises(ex.ExperimentError, match="unknown TS stage-1 study"):
+        ex.ts_stage1_study(run, "depth")
+
+
+
+def test_identity_comparison_matches_images_by_name_and_gives_a_verdict():
+    names = [f"im{i}" for i in range(12)]
+    base = np.linspace(15, 25, 12)
+    ident = {"scores": {"real20": {"per_image": {"image": names, "psnr_la": list(base),
+                                                 "lpips": [0.3] * 12}}}}
+    order = names[::-1]  # the model's file lists the same images in another order
+    model = {"scores": {"real20": {"per_image": {"image": order,
+                                                 "psnr_la": [base[names.index(n)] + 1.0 + 0.01 * i
+                                                             for i, n in enumerate(order)],
+                                                 "lpips": [0.35] * 12}}}}
+    cmp = ex.identity_comparison(model, ident)["real20"]
+    assert cmp["psnr_la"]["verdict"] == "better" and cmp["psnr_la"]["n_better"] == 12
+    assert cmp["psnr_la"]["mean"] == pytest.approx(1.055, abs=1e-6)
+    assert cmp["lpips"]["verdict"] == "worse" and cmp["lpips"]["n_better"] == 0
+    assert "ssim_la" not in cmp  # not scored: not compared
+
+
+def test_publish_records_scores_with_intervals_and_exports_the_best_checkpoint(tmp_path):
+    import shutil
+
+    from sirr.methods import get_method
+
+    run = resolve("smoke", seed=11, data_root="none", results_dir=tmp_path / "results", validation__photos=4,
+                  validation__size=64, la__validate_every=2)  # seed 11: a run folder no chapter uses
+    with pytest.raises(ex.ExperimentError, match="no finished LA run"):
+        ex.publish(dataclasses.replace(run, seed=12), "la")
+    rdir = get_method("la").run_dir(run)
+    try:
+        res = get_method("la").train(run, resume=False, progress=False)
+        load_log = tmp_path / "load.txt"
+        load_log.write_text("2026-12-06T15:00:00Z 1.9\n2026-12-06T15:00:30Z 2.1\nnot a line\n")
+        out = ex.publish(run, "la", load_log=load_log, verbose=False)
+        assert out["training"]["load_average"]["one_minute_mean"] == 2.0
+        assert out["training"]["best_validation"]["step"] == res.best["step"]
+        ev = out["evaluation"]
+        assert ev["selected"]["checkpoint"] == "best.pt" and ev["selected"]["step"] == res.best["step"]
+        (dname, cmp), = ev["vs_identity"].items()  # smoke without a data root: the one fallback set
+        assert cmp["psnr_la"]["n"] == ev["scores"][dname]["n"]
+        assert cmp["psnr_la"]["verdict"] in ("better", "worse", "no clear difference")
+        w = out["weights"]
+        assert w["checkpoint"] == "best.pt" and w["selected_step"] == res.best["step"] and w["steps"] == res.steps
+        again = ex.publish(run, "la", verbose=False)  # repeatable: the same scores from the same checkpoint
+        assert again["evaluation"]["scores"][dname]["psnr_la"] == pytest.approx(ev["scores"][dname]["psnr_la"])
+    finally:
+        shutil.rmtree(rdir, ignore_errors=True)

@@ -163,3 +163,23 @@ def test_summarise_groups_and_infinite():
     s = summarise(df, by="dataset")
     assert s.loc["x", "psnr_la"] == 20.0 and s.loc["x", "psnr_la_n_inf"] == 1
     assert s.loc["y", "n"] == 1 and s.loc["x", "ssim_la"] == pytest.approx(0.75)
+
+
+def test_paired_difference_verdicts_follow_the_interval():
+    from sirr.metrics import paired_difference
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(20, 2, 19)
+    clear = paired_difference(base + 0.5 + rng.normal(0, 0.1, 19), base)
+    assert clear["verdict"] == "better" and 0 < clear["low"] < clear["mean"] < clear["high"]
+    assert clear["n"] == 19 and clear["n_better"] == 19
+    noise = rng.normal(0, 2, 19)
+    noisy = paired_difference(base + noise - noise.mean(), base)  # mean difference exactly 0
+    assert noisy["verdict"] == "no clear difference" and noisy["low"] < 0 < noisy["high"]
+    assert paired_difference(base - 1.0 + rng.normal(0, 0.1, 19), base)["verdict"] == "worse"
+    lp = paired_difference([0.2] * 5, [0.3] * 5, "lpips")  # LPIPS: lower is better
+    assert lp["verdict"] == "better" and lp["low"] == lp["high"] == pytest.approx(-0.1)
+    inf = paired_difference([np.inf, 21.0, 22.0, 23.0], [20.0, 20.0, 20.5, 21.0])
+    assert inf["n"] == 3  # identical images (PSNR inf) are left out
+    with pytest.raises(ValueError, match="same images"):
+        paired_difference([1.0, 2.0], [1.0])

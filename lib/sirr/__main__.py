@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="preset overrides, e.g. la__steps=10 vgg_weights=random")
 
+    pb = sub.add_parser("publish", help="record, evaluate (with intervals against the identity baseline) and export "
+                                        "a finished training as the book's committed results")
+    pb.add_argument("method", choices=["la", "ts"])
+    _common(pb)
+    pb.add_argument("--load-log", default=None, help="file of '<time> <load average>' lines sampled while it trained")
+
     r = sub.add_parser("remove", help="remove reflections from photos of any size and format")
     r.add_argument("photos", nargs="+", help="image files")
     r.add_argument("--out", required=True, help="output folder (never the inputs' own files)")
@@ -138,6 +144,20 @@ def main(argv: list[str] | None = None) -> int:
             train_cli(method=args.method, preset=args.preset, seed=args.seed, device=args.device,
                       data_root=args.data_root, results_dir=args.results_dir, run_dir=args.run_dir,
                       resume=args.resume, overrides=_parse_sets(args.set))
+            return 0
+        if args.verb == "publish":
+            import sirr.experiments as ex
+
+            run = resolve(args.preset, seed=args.seed, device=args.device, data_root=args.data_root,
+                          results_dir=args.results_dir)
+            out = ex.publish(run, args.method, load_log=args.load_log)
+            print(f"training record: {out['training']['steps']} steps")
+            for name, by_metric in (out["evaluation"].get("vs_identity") or {}).items():
+                p = by_metric.get("psnr_la")
+                if p:
+                    print(f"  {name:<18} {p['mean']:+.2f} dB [{p['low']:+.2f}, {p['high']:+.2f}] {p['verdict']}")
+            if out["weights"]:
+                print(f"weights: {out['weights']['path']}")
             return 0
         if args.verb == "remove":
             remove_cli(photos=[Path(p) for p in args.photos], out=Path(args.out), method=args.method,

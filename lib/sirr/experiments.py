@@ -28,9 +28,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -45,6 +45,7 @@ from sirr.data.datasets import (
     DATASETS,
     Sample,
     available_datasets,
+    evaluation_subset,
     load_dataset,
     real_reflection_photos,
     sample_photos,
@@ -53,9 +54,9 @@ from sirr.data.images import read_image, to_image, to_tensor
 from sirr.data.pool import natural_photos
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.methods import get_method
-from sirr.metrics import downsize_max_side, evaluate, resize_multiple_of
+from sirr.metrics import downsize_max_side, evaluate, paired_difference, resize_multiple_of
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
-from sirr.results import load_image, load_or_compute, save_result
+from sirr.results import load_image, load_or_compute, result_path, save_result
 from sirr.viz import image_grid
 from sirr.viz.tables import DATASET_NAMES
 
@@ -63,6 +64,10 @@ __all__ = [
     "PAPER_COMPUTE",
     "compute_fraction",
     "training_record",
+    "publish",
+    "load_average_record",
+    "machine_line",
+    "ts_flops_ratio",
     "ExperimentError",
     "Variant",
     "LA_TABLE2_VARIANTS",
@@ -81,7 +86,12 @@ __all__ = [
     "la_experiment",
     "ts_experiment",
     "identity_experiment",
-    "ts_width_experiment",
+    "identity_comparison",
+    "COMPARED_METRICS",
+    "ts_stage1_study",
+    "loss_probe",
+    "PROBE_PERTURBATIONS",
+    "TS_STAGE1_STUDIES",
     "ablation_results",
     "ablation_table",
     "ordering_agreement",
@@ -182,7 +192,8 @@ def _present(run: RunConfig) -> list[str]:
 
 
 def evaluation_datasets(run: RunConfig, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """The test sets to score, name -> dataset (each capped at ``run.preset.eval.max_images``).
+    """The test sets to score, name -> dataset (the preset's ``eval.subset``: all images or the declared subset
+    that covers every scene, :func:`sirr.data.datasets.evaluation_subset`; ``eval.max_images`` caps it, smoke only).
 
     ``names`` defaults to :data:`EVAL_DATASETS`; the ones present under the data root are loaded.
     With none present (e.g. ``SIRR_DATA=none``) a fixed set of CEILNet-recipe triples synthesised
@@ -191,8 +202,16 @@ def evaluation_datasets(run: RunConfig, names: Sequence[str] | None = None) -> d
     out: dict[str, Any] = {}
     for name in _wanted(run, names):
         out[name] = (_fallback_dataset(run) if name == FALLBACK_DATASET else
-                     load_dataset(name, run.data_root, max_images=run.preset.eval.max_images))
+                     _capped(evaluation_subset(load_dataset(name, run.data_root), run.preset.eval.subset),
+                             run.preset.eval.max_images))
     return out
+
+
+def _capped(ds, n: int | None):
+    """``ds`` cut to its first ``n`` images (the smoke preset's plumbing check only; None keeps all)."""
+    if n is None or n >= len(ds):
+        return ds
+    return dataclasses.replace(ds, items=ds.items[:n]) if dataclasses.is_dataclass(ds) else ds[:n]
 
 
 def _wanted(run: RunConfig, names: Sequence[str] | None = None) -> list[str]:
@@ -328,8 +347,37 @@ def _cached(run: RunConfig, experiment: str, wanted: list[str], compute: Callabl
 
 
 def _final(rdir) -> Any:
-    p = rdir / "final.pt"
-    return p if p.is_file() else None
+    """The finished run's model of record (``best.pt`` with a validation set, else ``final.pt``), or None."""
+    return train.selected_checkpoint(rdir)
+
+
+def _inference_path(model, device: str):
+    """``(wrap, words)``: ``wrap(fn)`` runs ``fn`` in the inference path ``sirr bench`` accepted for this device
+    (:func:`sirr.inference.precision_for`; fp32 eager without a bench report), and which path that is, in words."""
+    from sirr.inference import precision_for
+
+    prec, why = precision_for(device)
+    if prec.channels_last:
+        model.to(memory_format=torch.channels_last)
+    kind = torch.device(device).type
+
+    def wrap(fn):
+        def run(x):
+            with prec.context(kind):
+                return fn(prec.prepare(x)).float()
+        return run
+
+    return wrap, why
+
+
+def _selection(model) -> dict:
+    """Which checkpoint of its run ``model`` is: the best-validation one (step and score) or the last."""
+    meta = getattr(model, "checkpoint_meta", None) or {}
+    best = meta.get("best_validation")
+    if meta.get("phase") == "best" and best:
+        return {"checkpoint": "best.pt", "step": int(best["step"]), "val_psnr": best.get("val_psnr"),
+                "val_identity_psnr": best.get("val_identity_psnr"), "rule": "best validation PSNR, validation only"}
+    return {"checkpoint": "final.pt", "step": meta.get("step")}
 
 
 def experiment_name(run: RunConfig, name: str) -> str:
@@ -389,16 +437,24 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
         if done is None:
             res = train.train_location_aware(run_s, **kw)
             model, n_steps = res.model.eval(), int(res.steps)
+            truncated = res.truncated
+            if res.best_checkpoint is not None and not truncated:
+                model = train.load_location_aware(res.best_checkpoint, device=run_s.device).eval()
         else:
             model = done
-            n_steps = int(done.checkpoint_meta["step"])  # what the run did (a time budget may stop it early)
+            n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
+            truncated = False  # final.pt exists only for a run that did all its steps
         t1 = time.perf_counter()
-        scores, images = _score(run_s, lambda x: model(x).transmission, evaluation_datasets(run_s, names))
+        fast, path = _inference_path(model, run_s.device)
+        scores, images = _score(run_s, fast(lambda x: model(x).transmission), evaluation_datasets(run_s, names))
+        t2 = time.perf_counter()
         return {"method": "la", "variant": variant, "label": v.label, "model_kwargs": v.model_kwargs,
+                "truncated": truncated, "selected": _selection(model), "inference_path": path,
+                "vs_identity": identity_comparison({"scores": scores}, identity_experiment(run_s, names, verbose=False)),
                 "train_photos": _photo_summary(kw["photos"]),
                 "loss_kwargs": v.loss_kwargs, "steps": n_steps, "checkpoint_reused": done is not None,
                 "scores": scores,
-                "train_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1,
+                "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
                 "_images": images}
 
     def loader():
@@ -434,18 +490,28 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
                                         stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
                                         photos=_training_photos(run_s), **v.train_kwargs)
             model, n_steps = res.model.eval(), res.steps
+            truncated = res.truncated
+            if res.best_checkpoint is not None and not truncated:
+                model = train.load_two_stage(res.best_checkpoint, device=run_s.device).eval()
         else:
             model = done
-            n_steps = int(done.checkpoint_meta["step"])  # what the run did (a time budget may stop it early)
+            n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
+            truncated = False  # final.pt exists only for a run that did all its steps
         t1 = time.perf_counter()
         sets = evaluation_datasets(run_s, names)
-        scores, images = _score(run_s, lambda x: model(x).b_final, sets)
-        initial, _ = _score(run_s, lambda x: model.initial(x), sets, keep_images=0)
+        fast, path = _inference_path(model, run_s.device)
+        scores, images = _score(run_s, fast(lambda x: model(x).b_final), sets)
+        t2 = time.perf_counter()
+        initial, _ = _score(run_s, fast(lambda x: model.initial(x)), sets, keep_images=0)
+        ident = identity_experiment(run_s, names, verbose=False)
         return {"method": "ts", "variant": variant, "label": v.label, "train_kwargs": v.train_kwargs,
+                "truncated": truncated, "selected": _selection(model),
                 "train_photos": _photo_summary(_training_photos(run_s)),
                 "steps": n_steps, "checkpoint_reused": done is not None,
                 "scores": scores, "scores_initial": initial, "train_seconds": t1 - t0,
-                "eval_seconds": time.perf_counter() - t1, "_images": images}
+                "inference_path": path, "vs_identity": identity_comparison({"scores": scores}, ident),
+                "vs_identity_initial": identity_comparison({"scores": initial}, ident),
+                "eval_seconds": t2 - t1, "eval_seconds_initial": time.perf_counter() - t2, "_images": images}
 
     def loader():
         p = _final(_run_dir(run_s, "ts", variant))
@@ -453,6 +519,38 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
 
     return _cached(run_s, experiment_name(run_s, f"ts/{variant}"), _wanted(run_s, datasets), compute, verbose, loader,
                    lambda m: {"scores": lambda x: m(x).b_final, "scores_initial": lambda x: m.initial(x)})
+
+
+#: The metrics compared with the identity baseline (the LA convention's PSNR and SSIM, and LPIPS when scored).
+COMPARED_METRICS = ("psnr_la", "ssim_la", "lpips")
+
+
+def identity_comparison(result: dict, identity: dict, metrics: Sequence[str] = COMPARED_METRICS,
+                        key: str = "scores") -> dict[str, dict[str, dict]]:
+    """``{dataset: {metric: paired difference}}`` of a stored result against the identity baseline, image by image.
+
+    The images are matched by name, so only images both scored are compared; each entry is
+    :func:`sirr.metrics.paired_difference` (mean, 95% paired bootstrap interval, images better, verdict).
+    """
+    out: dict[str, dict[str, dict]] = {}
+    for dname, entry in (result.get(key) or {}).items():
+        base = (identity.get("scores") or {}).get(dname)
+        if not base or "per_image" not in entry or "per_image" not in base:
+            continue
+        mine = entry["per_image"]
+        theirs = dict(zip(base["per_image"].get("image", []), range(len(base["per_image"].get("image", [])))))
+        names = [n for n in mine.get("image", []) if n in theirs]
+        if not names:
+            continue
+        here = {n: i for i, n in enumerate(mine["image"])}
+        out[dname] = {}
+        for m in metrics:
+            if m not in mine or m not in base["per_image"]:
+                continue
+            a = [mine[m][here[n]] for n in names]
+            b = [base["per_image"][m][theirs[n]] for n in names]
+            out[dname][m] = paired_difference(a, b, m)
+    return out
 
 
 def identity_experiment(run: RunConfig, datasets: Sequence[str] | None = None, verbose: bool = True) -> dict:
@@ -469,53 +567,125 @@ def identity_experiment(run: RunConfig, datasets: Sequence[str] | None = None, v
     return _cached(run, experiment_name(run, "baseline/identity"), _wanted(run, datasets), compute, verbose, lambda: (lambda x: x))
 
 
-def ts_width_experiment(run: RunConfig, widths: Sequence[float] = (1.0, 0.25), seconds: float = 480.0,
-                        validate_every: int = 25, verbose: bool = True) -> dict:
-    """TS stage 1 at the release's widths and at narrower ones, each for the same wall-clock ``seconds``.
+#: What :func:`loss_probe` does to the ground truth T before scoring it as if it were the network's output.
+PROBE_PERTURBATIONS = ("ground truth", "darker (x0.8)", "hue shifted (+0.5 rad)", "desaturated (x0.5)",
+                       "blurred (5x5 box)", "mean colour", "grey 0.5", "black")
 
-    Same preset otherwise (crop, batch, RMSprop rate, losses, pool, seed) and the same validation triples
-    (B_ini scored every ``validate_every`` steps and at the end), so the curves show what the width alone changes
-    within a time budget -- a test of the ``cpu`` preset's choice of a quarter of the release's widths.
-    Stored as ``results/<preset>/ts_width/<seed>.json``; the 1-minute load average is sampled every 30 s.
+
+def _perturb(T: torch.Tensor, name: str) -> torch.Tensor:
+    import kornia
+
+    if name == "ground truth":
+        return T
+    if name == "darker (x0.8)":
+        return T * 0.8
+    if name == "hue shifted (+0.5 rad)":
+        return kornia.enhance.adjust_hue(T, 0.5).clamp(0, 1)
+    if name == "desaturated (x0.5)":
+        return kornia.enhance.adjust_saturation(T, 0.5).clamp(0, 1)
+    if name == "blurred (5x5 box)":
+        return torch.nn.functional.avg_pool2d(T, 5, 1, 2, count_include_pad=False)
+    if name == "mean colour":
+        return T.mean((2, 3), keepdim=True).expand_as(T).contiguous()
+    if name == "grey 0.5":
+        return torch.full_like(T, 0.5)
+    if name == "black":
+        return torch.zeros_like(T)
+    raise ExperimentError(f"unknown perturbation {name!r}; valid: {', '.join(PROBE_PERTURBATIONS)}")
+
+
+@torch.no_grad()
+def loss_probe(run: RunConfig, method: str, n: int = 8, size: int = 128, vgg_normalize: bool | None = None):
+    """Each loss term of ``method`` on perturbed ground truths, as if they were the network's output.
+
+    ``n`` validation triples (held-out photos, the preset's validation recipe, its fixed seed) are drawn at
+    ``size`` px; T̂ = perturb(T) for each of :data:`PROBE_PERTURBATIONS` is scored by every term that looks at T̂
+    (LA: L_P, L_pixel, L_SSIM, weighted as in Eq. 15; TS: Eq. 3's λ1 feature and λ2 pixel terms and Eq. 4's L_FR,
+    with ``vgg_normalize`` choosing Φ's input, default the preset's). A term that is lower on a perturbed T than on
+    T itself pulls the network towards that perturbation. Returns a DataFrame, one row per perturbation.
     """
+    from sirr.losses import LocationAwareLoss, two_stage_vgg
+    from sirr.losses.location_aware import perceptual_loss, pixel_loss, ssim_loss
+    from sirr.losses.two_stage import initial_loss
+    from sirr.train.validation import VALIDATION_SEED, hold_out
+
+    photos = _training_photos(run)
+    _, held = hold_out(photos, max(run.preset.validation.photos, n))
+    synth = ReflectionSynthesizer(held[:n] if not hasattr(held, "select") else held.select(range(n)),
+                                  recipe=run.preset.validation.recipe, size=size, seed=VALIDATION_SEED)
+    T = synth.batch(n)["T"]
+    rows = []
+    if method == "la":
+        loss = LocationAwareLoss(vgg_weights=run.preset.vgg_weights)
+        lam_p, lam_mix, beta = loss.lambdas[1], loss.lambdas[2], loss.beta
+        for name in PROBE_PERTURBATIONS:
+            t = _perturb(T, name)
+            scales = [t] + [torch.nn.functional.interpolate(t, scale_factor=f, mode="bilinear", antialias=True,
+                                                            align_corners=False) for f in (0.5, 0.25)]
+            p = float(perceptual_loss(loss.vgg, scales, T, loss.gammas))
+            px, ss = float(pixel_loss([t], T)), float(ssim_loss([t], T))
+            rows.append({"perturbation": name, "λ_P·L_P": lam_p * p, "λ_mix·β·L_SSIM": lam_mix * beta * ss,
+                         "λ_mix·(1−β)·L_pixel": lam_mix * (1 - beta) * px})
+    elif method == "ts":
+        normalize = run.preset.ts.vgg_normalize if vgg_normalize is None else bool(vgg_normalize)
+        vgg = two_stage_vgg(weights=run.preset.vgg_weights, normalize=normalize)
+        for name in PROBE_PERTURBATIONS:
+            parts = initial_loss(vgg, _perturb(T, name), T)
+            rows.append({"perturbation": name, "λ1·feature (Eq. 3)": 3.0 * float(parts["feature"]),
+                         "λ2·pixel (Eq. 3)": 0.4 * float(parts["pixel"]), "L_FR (Eq. 4, λ3 = 3)": float(parts["fr"])})
+    else:
+        raise ExperimentError(f"unknown method {method!r}; choose 'la' or 'ts'")
+    df = pd.DataFrame(rows).set_index("perturbation")
+    df["total"] = df.sum(axis=1)
+    return df
+
+
+#: Chapter 05's equal-step comparisons of TS stage 1: each names its arms (TSTrainConfig overrides).
+TS_STAGE1_STUDIES = {
+    "vgg_input": {"what": "Φ's input: ImageNet-normalised (ours before) vs raw [0, 1] (the release)",
+                  "arms": {"imagenet_normalised": {"vgg_normalize": True}, "raw_01": {"vgg_normalize": False}}},
+    "width": {"what": "the release's widths vs a quarter of them",
+              "arms": {"full": {"width_scale": 1.0}, "quarter": {"width_scale": 0.25}}},
+}
+
+
+def ts_stage1_study(run: RunConfig, study: str, steps: int = 150, validate_every: int = 25,
+                    verbose: bool = True) -> dict:
+    """One of :data:`TS_STAGE1_STUDIES`: TS stage 1 (B_ini) trained ``steps`` steps per arm at ``run``'s preset and seed.
+
+    Every arm starts from the same initialisation and draws the same batches (same seed), and is scored on the
+    preset's validation triples every ``validate_every`` steps, so the arms differ only in what the study changes.
+    Each arm's run is resumable under ``runs/``; the result is stored as
+    ``results/<preset>/ts_stage1/<study>/<seed>.json`` once every arm is done (a rerun reads it).
+    """
+    if study not in TS_STAGE1_STUDIES:
+        raise ExperimentError(f"unknown TS stage-1 study {study!r}; valid: {', '.join(TS_STAGE1_STUDIES)}")
+    spec = TS_STAGE1_STUDIES[study]
+
     def compute() -> dict:
         rows = []
-        for w in widths:
-            ts_cfg = dataclasses.replace(run.preset.ts, width_scale=float(w), time_budget_s=float(seconds),
-                                         validate_every=int(validate_every))
+        for arm, changes in spec["arms"].items():
+            ts_cfg = dataclasses.replace(run.preset.ts, validate_every=int(validate_every), time_budget_s=None,
+                                         **changes)
             r = dataclasses.replace(run, preset=dataclasses.replace(run.preset, ts=ts_cfg), retrain=False)
-            run_dir = train.default_run_dir(r, "ts", f"width_{w:g}")
-            loads: list[float] = []
-            stop = threading.Event()
-
-            def sample() -> None:
-                while not stop.wait(30.0):
-                    loads.append(os.getloadavg()[0])
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            try:
-                res = train.train_two_stage(r, run_dir, resume=False, stage1_steps=100_000, stage2_steps=0,
-                                            photos=_training_photos(r), progress=False)
-            finally:
-                stop.set()
-                sampler.join()
+            run_dir = train.default_run_dir(r, "ts", f"stage1_{study}_{arm}")
+            res = train.train_two_stage(r, run_dir, resume=True, stage1_steps=int(steps), stage2_steps=0,
+                                        photos=_training_photos(r), progress=False)
             m = train.read_metrics(run_dir)
             val = m[m["val_psnr"].notna()] if "val_psnr" in m else m.iloc[0:0]
-            n_params = sum(p.numel() for p in res.model.stage1.parameters())
-            rows.append({"width_scale": float(w), "stage1_parameters": int(n_params), "steps": int(res.steps),
-                         "samples_seen": int(res.progress.get("samples_seen", res.steps * ts_cfg.batch_size)),
-                         "seconds": float(sum((res.progress.get("phase_seconds") or {}).values()) or res.seconds),
+            train_rows = m[m["val_psnr"].isna()] if "val_psnr" in m else m
+            losses = {k: float(train_rows[k].iloc[-1]) for k in ("feature", "pixel", "fr", "total")
+                      if k in train_rows and len(train_rows)}
+            rows.append({"arm": arm, **changes, "steps": int(res.steps),
+                         "stage1_parameters": int(sum(p.numel() for p in res.model.stage1.parameters())),
+                         "final_losses": losses, "seconds": float(res.seconds),
                          "validation": [{"step": int(v.step), "val_psnr": float(v.val_psnr),
-                                         "val_identity_psnr": float(v.val_identity_psnr)} for v in val.itertuples()],
-                         "load_average": {"one_minute_mean": round(float(np.mean(loads)), 2) if loads else None,
-                                          "one_minute_max": round(float(np.max(loads)), 2) if loads else None,
-                                          "samples": len(loads), "every_s": 30}})
-        return {"what": "TS stage 1 (B_ini), same wall-clock budget per width", "seconds_each": float(seconds),
-                "validate_every": int(validate_every),
+                                         "val_ssim": float(getattr(v, "val_ssim", math.nan)),
+                                         "val_identity_psnr": float(v.val_identity_psnr)} for v in val.itertuples()]})
+        return {"what": spec["what"], "study": study, "steps": int(steps), "validate_every": int(validate_every),
                 "crop": run.preset.ts.crop, "batch_size": run.preset.ts.batch_size, "rows": rows}
 
-    return load_or_compute(run, "ts_width", compute, seed=run.seed, verbose=verbose)
+    return load_or_compute(run, f"ts_stage1/{study}", compute, seed=run.seed, verbose=verbose)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -830,6 +1000,24 @@ def compute_fraction(method: str, samples_seen: int, crop: int) -> float:
     return samples_seen * crop * crop / (ref["samples"] * ref["pixels"])
 
 
+def ts_flops_ratio(width_scale: float, size: int = 128) -> float:
+    """FLOPs of TS's networks at ``width_scale`` over those at the release's widths (one forward of F1 and F2 at
+    ``size``², counted by :class:`torch.utils.flop_counter.FlopCounterMode`; backward scales the same way)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sirr.models.two_stage import TwoStage
+
+    def flops(w: float) -> int:
+        m = TwoStage(width_scale=w).eval()
+        x = torch.zeros(1, 3, size, size)
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            m.stage1(x)
+            m.stage2(torch.zeros(1, 9, size, size))
+        return fc.get_total_flops()
+
+    return flops(width_scale) / flops(1.0) if width_scale != 1.0 else 1.0
+
+
 def training_record(run: RunConfig, method: str, run_dir=None, extra: dict | None = None) -> dict:
     """Store what ``method``'s training at ``run`` did: ``results/<preset>/training/<method>/<seed>.json``
     (steps, samples, seconds and budget per phase, the last validation scores, the compute fraction,
@@ -844,16 +1032,99 @@ def training_record(run: RunConfig, method: str, run_dir=None, extra: dict | Non
         "method": method, "steps": int(ck["step"]), "samples_seen": ck.get("samples_seen"), "crop": crop,
         "batch_size": getattr(run.preset, method).batch_size,
         "phase_steps": ck.get("phase_steps"), "phase_seconds": ck.get("phase_seconds"),
-        "time_budget_s": ck.get("time_budget_s"), "phases_out_of_time": ck.get("phases_out_of_time"),
         "precision": ck.get("precision"), "vgg_weights": ck.get("vgg_weights"), "pool": ck.get("pool"),
         "validation_photos": ck.get("validation_photos"), "model_kwargs": ck.get("model_kwargs"),
-        "validation": val[["step", "phase", "val_psnr", "val_identity_psnr"]].to_dict(orient="records"),
+        "validation": val[[c for c in ("step", "phase", "val_psnr", "val_ssim", "val_identity_psnr",
+                               "val_identity_ssim") if c in val]].to_dict(orient="records"),
         "final_losses": ck.get("losses"), "trained_on": ck.get("provenance", {}),
         "compute_fraction": compute_fraction(method, int(ck.get("samples_seen") or 0), crop),
+        "truncated": bool(ck.get("truncated")), "best_validation": ck.get("best_validation"),
+        "time_guard_s": ck.get("time_guard_s"),
         "paper_compute": PAPER_COMPUTE[method], **(extra or {}),
     }
+    if method == "ts":  # TS may train narrower than the release: samples x pixels overstates its compute
+        w = float((ck.get("model_kwargs") or {}).get("width_scale") or getattr(run.preset.ts, "width_scale", None)
+                  or 1.0)
+        payload["width_scale"] = w
+        payload["compute_fraction_flops"] = payload["compute_fraction"] * ts_flops_ratio(w)
+    else:  # one architecture: FLOPs scale with samples x pixels
+        payload["compute_fraction_flops"] = payload["compute_fraction"]
     out = save_result(run, f"training/{method}", payload)
     for name in ("metrics.jsonl", "train.log"):
         if (rdir / name).is_file():
             atomic_write_bytes(out.parent / f"{run.seed}.{name}", (rdir / name).read_bytes())
     return payload
+
+
+def load_average_record(path: str | os.PathLike | None) -> dict | None:
+    """Mean and max of a load log (lines ``<ISO time> <1-minute load average>``, e.g. from
+    ``while true; do echo "$(date -u +%FT%TZ) $(cut -d' ' -f1 /proc/loadavg)"; sleep 30; done``); None without one."""
+    if path is None:
+        return None
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                rows.append((parts[0], float(parts[1])))
+            except ValueError:
+                continue
+    if not rows:
+        return None
+    loads = [v for _, v in rows]
+    return {"start": rows[0][0], "end": rows[-1][0], "one_minute_mean": round(float(np.mean(loads)), 2),
+            "one_minute_max": round(float(np.max(loads)), 2), "samples": len(rows),
+            "note": "2 cores: about 2.0 means the training alone"}
+
+
+def machine_line() -> str:
+    """The machine in words: CPU model, cores, torch threads and PyTorch's CPU capability."""
+    from sirr.inference import cpu_model
+
+    return (f"{cpu_model() or 'unknown CPU'}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+            f"capability {torch.backends.cpu.get_cpu_capability()}")
+
+
+def publish(run: RunConfig, method: str, load_log: str | os.PathLike | None = None, verbose: bool = True) -> dict:
+    """Turn a finished ``full`` training at ``run`` into the book's committed results, in one repeatable step:
+
+    1. the training record ``results/<preset>/training/<method>/<seed>.json`` (+ metrics and log);
+    2. the evaluation ``results/<preset>/<method>/full/<seed>.json`` of the model of record (best-validation
+       checkpoint), with the identity baseline on the same images and the paired intervals (``vs_identity``);
+    3. for LA, the fp16 weights and their manifest entry with the real20 verdicts.
+
+    Refuses a run that is unfinished or truncated. Returns ``{"training", "evaluation", "weights"}``.
+    """
+    m = get_method(method)
+    rdir = m.run_dir(run)
+    ckpt = train.selected_checkpoint(rdir)
+    if ckpt is None:
+        raise ExperimentError(f"{rdir} holds no finished {method.upper()} run (no final.pt: unfinished or truncated); "
+                              f"train it first: python -m sirr train {method} --preset {run.preset.name} --resume")
+    extra = {"machine": machine_line()}
+    load = load_average_record(load_log)
+    if load is not None:
+        extra["load_average"] = load
+    rec = training_record(run, method, rdir, extra=extra)
+    run = dataclasses.replace(run, retrain=False)  # score the finished run's checkpoint; never retrain it
+    for name, seed in ((f"{method}/full", run.seed), ("baseline/identity", 0)):
+        stale = result_path(run, name, seed)  # recomputed: the baseline on exactly the images scored now
+        for f in stale.parent.glob(f"{seed}.json") if stale.parent.is_dir() else []:
+            f.unlink()
+        for f in stale.parent.glob(f"{seed}_*.png") if stale.parent.is_dir() else []:
+            f.unlink()
+    identity_experiment(run, verbose=verbose)
+    res = (la_experiment if method == "la" else ts_experiment)(run, verbose=verbose)
+    out = {"training": rec, "evaluation": res, "weights": None}
+    if method == "la":
+        from sirr.weights import export_weights
+
+        real = (res.get("vs_identity") or {}).get("real20")
+        score = None
+        if real:
+            score = {"n": real["psnr_la"]["n"], "max_side": run.preset.eval.max_side,
+                     **{k: {kk: v[kk] for kk in ("mean", "low", "high", "n_better", "verdict")}
+                        for k, v in real.items()}}
+        out["weights"] = export_weights(ckpt, run, extra={**extra, "compute_fraction": rec["compute_fraction"],
+                                                          "real20": score})
+    return out

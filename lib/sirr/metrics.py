@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from scipy.stats import bootstrap
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 from tqdm.auto import tqdm
@@ -57,7 +58,7 @@ from tqdm.auto import tqdm
 from sirr.data.images import as_hwc, to_image, to_tensor
 from sirr.lpips_vgg import lpips_vgg
 
-__all__ = ["CONVENTIONS", "psnr", "ssim", "score", "evaluate", "summarise", "resize_multiple_of",
+__all__ = ["CONVENTIONS", "paired_difference", "VERDICTS", "LOWER_IS_BETTER", "psnr", "ssim", "score", "evaluate", "summarise", "resize_multiple_of",
            "downsize_max_side"]
 
 CONVENTIONS = ("la", "errnet")
@@ -264,3 +265,42 @@ def summarise(df, by: str | None = None):
     else:
         res = df.groupby(by, sort=False).apply(agg, include_groups=False)
     return res.infer_objects()
+
+
+#: The three verdicts of :func:`paired_difference`, decided by the 95% interval of the mean paired difference.
+VERDICTS = ("better", "worse", "no clear difference")
+#: Metrics where a smaller value is better (everything else: larger is better).
+LOWER_IS_BETTER = frozenset({"lpips"})
+
+
+def paired_difference(model: Sequence[float], baseline: Sequence[float], metric: str = "psnr_la", *,
+                      confidence: float = 0.95, resamples: int = 10_000, seed: int = 0) -> dict:
+    """Mean of ``model − baseline`` over the same images, with a paired bootstrap interval and a verdict.
+
+    The interval is SciPy's bootstrap (BCa, ``resamples`` draws, fixed ``seed``) of the mean per-image
+    difference. The verdict is ``"better"`` when the whole interval lies on the good side of 0 (above for
+    PSNR/SSIM, below for :data:`LOWER_IS_BETTER` metrics), ``"worse"`` when it lies on the bad side, and
+    ``"no clear difference"`` when it contains 0. Non-finite pairs (identical images: PSNR ∞) are dropped.
+    Returns ``{"metric", "n", "mean", "low", "high", "n_better", "verdict", "confidence"}``.
+    """
+    a, b = np.asarray(model, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired_difference: need two 1-D sequences over the same images; got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    lower = metric in LOWER_IS_BETTER
+    out = {"metric": metric, "n": int(d.size), "confidence": confidence}
+    if d.size < 2:
+        return {**out, "mean": float(d.mean()) if d.size else math.nan, "low": math.nan, "high": math.nan,
+                "n_better": int(((d < 0) if lower else (d > 0)).sum()), "verdict": "no clear difference"}
+    if np.ptp(d) == 0:  # every image moved by the same amount: the interval is that point
+        low = high = float(d[0])
+    else:
+        ci = bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=resamples, method="BCa",
+                       random_state=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    good_side = (high < 0) if lower else (low > 0)
+    bad_side = (low > 0) if lower else (high < 0)
+    verdict = "better" if good_side else "worse" if bad_side else "no clear difference"
+    return {**out, "mean": float(d.mean()), "low": low, "high": high,
+            "n_better": int(((d < 0) if lower else (d > 0)).sum()), "verdict": verdict}

@@ -285,16 +285,31 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
 
 
 def committed_description(entry: dict) -> str:
-    """One line on committed weights: what they are, their training scale and their stored real20 score."""
-    scale = (f"preset {entry['preset']}: {entry.get('steps')} steps, {entry.get('samples_seen')} samples of "
-             f"{entry.get('crop')} px")
+    """One line on committed weights: what they are, their training scale and their real20 verdict against the
+    identity baseline (from the paired 95% interval stored with them)."""
+    steps = entry.get("steps")
+    sel = entry.get("selected_step")
+    scale = f"preset {entry['preset']}: {steps} steps"
+    if sel is not None and sel != steps:
+        scale += f" (best-validation checkpoint at step {sel})"
+    scale += f", {entry.get('samples_seen')} samples of {entry.get('crop')} px"
     frac = entry.get("compute_fraction")
     if frac is not None:
         scale += f", {100 * frac:.3g}% of the paper's training compute"
-    score = entry.get("real20")
-    if score:
-        scale += (f"; real20 PSNR {score['psnr_la']:.2f} dB (identity {score['identity_psnr_la']:.2f} dB, "
-                  f"{score['n']} pairs at <= {score['max_side']} px)")
+    if entry.get("truncated"):
+        scale += ", TRUNCATED by its time guard"
+    score = entry.get("real20") or {}
+    psnr = score.get("psnr_la")
+    if isinstance(psnr, dict):
+        ssim = score.get("ssim_la") or {}
+        scale += (f"; on real20 ({score.get('n')} pairs at <= {score.get('max_side')} px) it is {psnr['verdict']} "
+                  f"than the input in PSNR ({psnr['mean']:+.2f} dB, 95% interval {psnr['low']:+.2f} to "
+                  f"{psnr['high']:+.2f})")
+        if ssim:
+            scale += f" and {ssim['verdict']} in SSIM ({ssim['mean']:+.3f})"
+    elif psnr is not None:  # an older manifest entry: means only, no interval
+        scale += (f"; real20 PSNR {psnr:.2f} dB (identity {score['identity_psnr_la']:.2f} dB, no interval "
+                  "recorded)")
     return f"the book's committed weights {entry['path']} ({scale})"
 
 

@@ -401,6 +401,9 @@ def run_bench(
                 print_fn(f"  profile {psize} ({best}): {top}")
         if train:
             report["train_step"] = _bench_train_step(dev, repeats, print_fn, train_size)
+            if not cuda:  # the cpu preset's step (batch 2, 128 px) in each fp32 memory format: which one trains faster
+                report["train_steps"] = [_bench_train_step(dev, repeats, print_fn, "128x128", channels_last=cl)
+                                         for cl in (False, True)]
     finally:
         if cuda:
             torch.backends.cudnn.benchmark = old_benchmark
@@ -468,15 +471,17 @@ def _remove_path(report: dict, size: str) -> dict | None:
             "weights": {k: report["weights"][k] for k in ("trained", "path", "sha256")}}
 
 
-def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256") -> dict:
-    """One LA generator step (forward, Eq. 15 without the adversarial term, backward, Adam) at ``size``, batch 2."""
+def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256", channels_last: bool = True) -> dict:
+    """One LA generator step (forward, Eq. 15 without the adversarial term, backward, Adam) at ``size``, batch 2,
+    with the network and its input in channels_last (or the default contiguous format)."""
     h, w = _parse_size(size)
     cuda = dev.startswith("cuda")
     torch.manual_seed(0)
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    model = LocationAware().to(dev).train().to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = LocationAware().to(dev).train().to(memory_format=fmt)
     vgg = VGG19Features(weights="random").to(dev)  # timing only: the weights' values do not matter
     loss_fn = LocationAwareLoss(vgg, use_adversarial=False).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.99))
@@ -489,7 +494,7 @@ def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256") -
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            out = model(I.contiguous(memory_format=torch.channels_last))
+            out = model(I.contiguous(memory_format=fmt))
             loss = loss_fn(out, I, T, R, alpha)["total"]
         loss.backward()
         opt.step()
@@ -497,12 +502,13 @@ def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256") -
 
     times = time_fn(step, dev, max(2, repeats // 2) if cuda else max(1, min(repeats, 2)))
     row = {"size": f"{h}x{w}", "batch": 2, "median_s": statistics.median(times), "times_s": times,
-           "amp": "bf16 autocast" if cuda else "fp32", "memory_format": "channels_last",
+           "amp": "bf16 autocast" if cuda else "fp32", "memory_format": "channels_last" if channels_last else "contiguous",
            "loss": "LA Eq. 15 without L_adv (VGG-19 random weights: timing only)",
            "finite": all(map(lambda v: v == v and abs(v) != float("inf"), losses))}
     if cuda:
         row["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    print_fn(f"LA training step, {h}x{w}, batch 2 ({row['amp']}): {row['median_s'] * 1e3:.1f} ms")
+    print_fn(f"LA training step, {h}x{w}, batch 2 ({row['amp']}, {row['memory_format']}): "
+             f"{row['median_s'] * 1e3:.1f} ms")
     return row
 
 

@@ -1,4 +1,4 @@
-"""The committed results of a larger preset (``cpu``: 40 minutes of training per method on two CPU cores),
+"""The committed results of a larger preset (``cpu``: a fixed number of fp32 training steps per method on two CPU cores),
 shown in every chapter beside what the chapter itself executes (``smoke`` in CI), always labelled with
 their preset.
 
@@ -14,17 +14,19 @@ import math
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from sirr import paper_numbers
 from sirr.config import RunConfig, get_preset
-from sirr.results import load_result
+from sirr.results import load_result, load_results
 from sirr.train.engine import read_metrics
 from sirr.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
 from sirr.viz.training import training_curves
 
-__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "validation_sentence", "stored_width", "width_sentence", "stored_metrics", "stored_curves", "scale_line",
-           "stored_scores", "evaluation_table", "evaluation_display", "beats_identity_sentence"]
+__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "validation_sentence", "stored_stage1_study", "stage1_study_summary", "stage1_study_sentence", "stored_metrics", "stored_curves", "scale_line",
+           "stored_scores", "evaluation_table", "evaluation_display", "stored_verdicts", "verdicts_display", "verdict_sentence"]
 
 #: The preset whose committed results every chapter shows.
 STORED_PRESET = "cpu"
@@ -41,18 +43,29 @@ def stored_training(run: RunConfig, method: str, preset: str = STORED_PRESET, se
 
 
 def scale_line(rec: dict | None, method: str, preset: str = STORED_PRESET) -> str:
-    """One sentence: how much training the stored ``method`` model had, next to the paper's."""
+    """One sentence: how much training the stored ``method`` model had (steps, samples, the selected checkpoint, the
+    fraction of the paper's compute), whether a time guard truncated it, and where it ran."""
     if rec is None:
         return f"No stored {method.upper()} training at preset `{preset}` (results/{preset}/training/{method}/)."
     minutes = sum((rec.get("phase_seconds") or {}).values()) / 60
     phases = ", ".join(f"{n} {k} steps" for k, n in (rec.get("phase_steps") or {}).items() if n)
     load = (rec.get("load_average") or {}).get("one_minute_mean")
-    return (f"{method.upper()} at preset `{preset}` (seed {rec['_provenance'].get('seed', 0)}): {phases}, "
-            f"{rec['samples_seen']} samples of {rec['crop']}×{rec['crop']} px in {minutes:.0f} min on "
+    best = rec.get("best_validation")
+    chosen = (f"; the model of record is its best-validation checkpoint, step {best['step']} "
+              f"({best['val_psnr']:.2f} dB on the validation triples, identity {best['val_identity_psnr']:.2f} dB; "
+              "chosen on validation only)" if best else "")
+    flops = rec.get("compute_fraction_flops")
+    frac = f"{100 * rec['compute_fraction']:.3g}% of the paper's training compute (samples × pixels"
+    if flops is not None and abs(flops - rec["compute_fraction"]) > 1e-12:
+        frac += f"; {100 * flops:.3g}% in FLOPs at {rec.get('width_scale', 1):g} of the release's widths"
+    frac += f"; {rec['paper_compute']['source']})"
+    truncated = " It is TRUNCATED: a time guard stopped it, so it is not the preset's model." if rec.get(
+        "truncated") else ""
+    return (f"{method.upper()} at preset `{preset}` (seed {rec['_provenance'].get('seed', 0)}, fp32): {phases}, "
+            f"{rec['samples_seen']} samples of {rec['crop']}×{rec['crop']} px{chosen}; {minutes:.0f} min on "
             f"{rec.get('machine', 'the CPU')}"
-            + (f" (load average {load:.2f} while it trained)" if load is not None else "")
-            + f"; that is {100 * rec['compute_fraction']:.3g}% of the paper's training compute "
-              f"(samples × pixels; {rec['paper_compute']['source']}).")
+            + (f" (load average {load:.2f})" if load is not None else "")
+            + f"; that is {frac}.{truncated}")
 
 
 def compute_note(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> str:
@@ -71,14 +84,17 @@ def table_caption(run: RunConfig, convention: str, preset: str = STORED_PRESET, 
     ev = get_preset(preset).eval
     note = compute_note(run, preset, seed)
     return (f"**Preset `{preset}`, seed {seed}, {CONVENTION_NAMES.get(convention, convention)}** — PSNR/SSIM "
-            f"(higher is better) and LPIPS (VGG, lower is better; convention-free) on at most {ev.max_images} images "
-            f"per set, longer side ≤ {ev.max_side} px; {note or 'no stored training record'}. The papers' columns "
+            f"(higher is better) and LPIPS (VGG, lower is better; convention-free) on "
+            + ("every image of each set" if ev.subset == "all" and ev.max_images is None else
+               "every image of real20 and CEILNet and every scene of SIR² (a declared subset: two settings per "
+               "SolidObject scene)" if ev.subset == "scenes" else f"the first {ev.max_images} images of each set")
+            + f", longer side ≤ {ev.max_side} px; {note or 'no stored training record'}. The papers' columns "
             "are their own models, trained to the end on full-size images.")
 
 
 def validation_sentence(rec: dict | None, method: str) -> str:
     """What the validation curve of the stored training says: start, end, best, identity, and whether it was still
-    rising when the time budget stopped it (last third of the validations against the one before)."""
+    rising when training ended (last third of the validations against the one before)."""
     vals = [v for v in (rec or {}).get("validation") or [] if v.get("val_psnr") is not None]
     if len(vals) < 2:
         return f"No stored validation curve for {method.upper()}."
@@ -90,7 +106,7 @@ def validation_sentence(rec: dict | None, method: str) -> str:
     before = [v["val_psnr"] for v in vals[-2 * k:-k]] or [first["val_psnr"]]
     trend = sum(tail) / len(tail) - sum(before) / len(before)
     how = "mean of the last third of the validations against the third before it"
-    state = (f"still rising when the time budget stopped it ({trend:+.2f} dB, {how}): more training would help"
+    state = (f"still rising when its steps ran out ({trend:+.2f} dB, {how}): more training would help"
              if trend > 0.1 else f"flat or noisy at the end ({trend:+.2f} dB, {how})")
     gap = "" if ident is None else (f", {last['val_psnr'] - ident:+.2f} dB against the identity baseline's "
                                     f"{ident:.2f} dB on the same triples")
@@ -99,40 +115,53 @@ def validation_sentence(rec: dict | None, method: str) -> str:
             f"{gap}; it was {state}.")
 
 
-def stored_width(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict | None:
-    """The stored :func:`sirr.experiments.ts_width_experiment` at ``preset`` (read only; ``None`` if absent)."""
-    return load_result(stored_run(run, preset, seed), "ts_width")
+def stored_stage1_study(run: RunConfig, study: str, preset: str = STORED_PRESET) -> list[dict]:
+    """Every stored seed of :func:`sirr.experiments.ts_stage1_study` ``study`` at ``preset`` (read only; [] if none)."""
+    return load_results(stored_run(run, preset), f"ts_stage1/{study}")
 
 
-def width_sentence(result: dict | None) -> str:
-    """What the width comparison shows: steps, samples and final validation PSNR of B_ini per width, against
-    the identity baseline, on the same wall-clock budget."""
-    if not result or not result.get("rows"):
-        return "No stored width comparison."
-    bits, ident = [], None
-    for row in result["rows"]:
-        v = row["validation"]
-        last = f"{v[-1]['val_psnr']:.2f} dB" if v else "no validation yet"
-        best = f" (best {max(p['val_psnr'] for p in v):.2f})" if v else ""
-        ident = v[-1]["val_identity_psnr"] if v else ident
-        load = (row.get("load_average") or {}).get("one_minute_mean")
-        bits.append(f"widths × {row['width_scale']:g} ({row['stage1_parameters'] / 1e6:.1f}M parameters): "
-                    f"{row['steps']} steps, {row['samples_seen']} samples, last validation {last}{best}"
-                    + (f", load average {load:.2f}" if load is not None else ""))
-    p = result.get("_provenance", {})
-    verdict = ""
-    rows = [r for r in result["rows"] if r["validation"]]
-    if len(rows) >= 2:
-        wide, narrow = sorted(rows[:2], key=lambda r: -r["width_scale"])
-        d = wide["validation"][-1]["val_psnr"] - narrow["validation"][-1]["val_psnr"]
-        ratio = narrow["steps"] / max(wide["steps"], 1)
-        verdict = (f" At the end of the budget the wider network scores {d:+.2f} dB against the narrower one, with "
-                   f"{ratio:.1f}× fewer steps: " + ("at this budget narrowing did not help stage 1." if d > 0 else
-                                                   "at this budget the narrower network learns faster."))
-    return (f"In {result['seconds_each'] / 60:.0f} minutes of stage-1 training each ({result['crop']}-px crops, batch "
-            f"{result['batch_size']}, seed {p.get('seed', 0)}, commit {p.get('commit', '?')}): " + "; ".join(bits)
-            + (f". The identity baseline scores {ident:.2f} dB on the same validation triples." if ident else ".")
-            + verdict)
+def stage1_study_summary(results: list[dict]) -> dict | None:
+    """Final validation PSNR of each arm per seed, and the paired difference of the first arm minus the second
+    (mean over seeds with a 95% interval from the seed-to-seed spread; a t interval, as there are few seeds)."""
+    if not results:
+        return None
+    arms = [r["arm"] for r in results[0]["rows"]]
+    final = {a: [] for a in arms}
+    for res in results:
+        for row in res["rows"]:
+            if row["validation"]:
+                final[row["arm"]].append(row["validation"][-1]["val_psnr"])
+    out = {"arms": arms, "final": final, "seeds": [r["_provenance"].get("seed") for r in results],
+           "steps": results[0]["steps"], "identity": None}
+    v = results[0]["rows"][0]["validation"]
+    out["identity"] = v[-1]["val_identity_psnr"] if v else None
+    if len(arms) == 2 and len(final[arms[0]]) == len(final[arms[1]]) >= 2:
+        d = np.subtract(final[arms[0]], final[arms[1]])
+        half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+        out["difference"] = {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
+                             "n": int(len(d))}
+    return out
+
+
+def stage1_study_sentence(results: list[dict]) -> str:
+    """What a stage-1 study shows, with its numbers and a verdict from the interval ("" data: says none is stored)."""
+    sm = stage1_study_summary(results)
+    if sm is None:
+        return "No stored result of this study yet."
+    a, b = sm["arms"]
+    mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
+    p = results[0].get("_provenance", {})
+    text = (f"After {sm['steps']} stage-1 steps ({results[0]['crop']}-px crops, batch {results[0]['batch_size']}, "
+            f"seeds {', '.join(str(x) for x in sm['seeds'])}, commit {p.get('commit', '?')}), B_ini scores "
+            f"{mean(sm['final'][a]):.2f} dB with `{a}` and {mean(sm['final'][b]):.2f} dB with `{b}` on the 48 "
+            f"validation triples (identity {sm['identity']:.2f} dB).")
+    d = sm.get("difference")
+    if d is None:
+        return text + " Fewer than two seeds are stored, so no interval and no verdict."
+    verdict = (f"`{a}` is better" if d["low"] > 0 else f"`{b}` is better" if d["high"] < 0 else
+               "no clear difference at this scale")
+    return text + (f" Paired difference ({a} − {b}): {d['mean']:+.2f} dB, 95% interval {d['low']:+.2f} to "
+                   f"{d['high']:+.2f} over {d['n']} seeds: {verdict}.")
 
 
 def stored_scores(run: RunConfig, preset: str = STORED_PRESET, seed: int = 0) -> dict[str, dict | None]:
@@ -175,22 +204,62 @@ def evaluation_table(run: RunConfig, convention: str = "la", preset: str = STORE
     return df.set_index(("", "test set")).rename_axis("test set")
 
 
-def beats_identity_sentence(df: pd.DataFrame | None, method: str) -> str:
-    """Plainly, per test set, whether ``method`` ("la" or "ts") beats the identity baseline in PSNR."""
+def stored_verdicts(run: RunConfig, method: str, preset: str = STORED_PRESET, seed: int = 0) -> pd.DataFrame | None:
+    """Per test set: ``method``'s stored evaluation against the identity baseline, image by image: the mean paired
+    difference of PSNR, SSIM and LPIPS with its 95% bootstrap interval, how many images improved, and the verdict
+    the interval gives (:func:`sirr.experiments.identity_comparison`). ``None`` when either is not stored."""
+    from sirr.experiments import identity_comparison
+
+    res = load_result(stored_run(run, preset, seed), f"{method}/full")
+    ident = load_result(stored_run(run, preset, 0), "baseline/identity")
+    if res is None or ident is None:
+        return None
+    cmp = identity_comparison(res, ident)
+    rows = []
+    for dname, by_metric in cmp.items():
+        row = {"test set": DATASET_NAMES.get(dname, dname), "n": next(iter(by_metric.values()))["n"]}
+        for m, label in (("psnr_la", "PSNR"), ("ssim_la", "SSIM"), ("lpips", "LPIPS")):
+            d = by_metric.get(m)
+            if d is None:
+                continue
+            row[f"Δ{label}"] = d["mean"]
+            row[f"Δ{label} low"], row[f"Δ{label} high"] = d["low"], d["high"]
+            row[f"{label} better on"] = d["n_better"]
+            row[f"{label} verdict"] = d["verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("test set") if rows else None
+
+
+def verdicts_display(df: pd.DataFrame | None) -> pd.DataFrame | str:
+    """:func:`stored_verdicts` as short strings: "+0.52 [+0.10, +0.93] better (14/19)" per metric."""
     if df is None:
-        return f"No stored {method.upper()} evaluation."
-    col, base = (method, "psnr"), ("identity", "psnr")
-    if col not in df or df[col].isna().all():
-        return f"No stored {method.upper()} evaluation."
-    better = [i for i in df.index if df.loc[i, col] > df.loc[i, base]]
-    worse = [i for i in df.index if df.loc[i, col] <= df.loc[i, base]]
-    parts = []
-    if better:
-        parts.append("beats the identity baseline (the input itself) on " + ", ".join(
-            f"{i} ({df.loc[i, col] - df.loc[i, base]:+.2f} dB)" for i in better))
-    if worse:
-        parts.append("does not on " + ", ".join(f"{i} ({df.loc[i, col] - df.loc[i, base]:+.2f} dB)" for i in worse))
-    return f"{method.upper()} " + "; it ".join(parts) + "."
+        return "No stored evaluation with per-image scores to compare with the identity baseline."
+    out = pd.DataFrame(index=df.index)
+    out["images"] = df["n"]
+    for label, fmt in (("PSNR", "{:+.2f}"), ("SSIM", "{:+.3f}"), ("LPIPS", "{:+.3f}")):
+        if f"Δ{label}" not in df:
+            continue
+        out[f"Δ{label}" + (" ↓" if label == "LPIPS" else "")] = [
+            (f"{fmt.format(r[f'Δ{label}'])} [{fmt.format(r[f'Δ{label} low'])}, {fmt.format(r[f'Δ{label} high'])}] "
+             f"{r[f'{label} verdict']} ({int(r[f'{label} better on'])}/{int(r['n'])})")
+            if pd.notna(r.get(f"Δ{label}")) else DASH for _, r in df.iterrows()]
+    return out
+
+
+def verdict_sentence(df: pd.DataFrame | None, method: str) -> str:
+    """Per test set, in words, whether ``method`` is better than the input, worse, or not clearly different, in PSNR
+    (the 95% paired interval decides), with SSIM's verdict beside it."""
+    if df is None:
+        return f"No stored {method.upper()} evaluation with per-image scores."
+    groups: dict[str, list[str]] = {}
+    for name, r in df.iterrows():
+        ssim = f", SSIM {r['SSIM verdict']}" if "SSIM verdict" in r and isinstance(r["SSIM verdict"], str) else ""
+        groups.setdefault(r["PSNR verdict"], []).append(
+            f"{name} ({r['ΔPSNR']:+.2f} dB, 95% interval {r['ΔPSNR low']:+.2f} to {r['ΔPSNR high']:+.2f}{ssim})")
+    words = {"better": "better than the input on", "no clear difference": "not clearly different from the input on",
+             "worse": "worse than the input on"}
+    parts = [f"{words[k]} " + "; ".join(groups[k]) for k in ("better", "no clear difference", "worse") if k in groups]
+    return f"In PSNR, {method.upper()} is " + ", and ".join(parts) + "."
 
 
 def stored_metrics(run: RunConfig, method: str, preset: str = STORED_PRESET, seed: int = 0) -> pd.DataFrame | None:

@@ -56,6 +56,8 @@ path that was tried, and where it is published.
 
 from __future__ import annotations
 
+import hashlib
+
 import difflib
 import logging
 import re
@@ -88,6 +90,9 @@ def find_data_root(data_root=None):
     return _find_data_root("")
 
 __all__ = [
+    "SCENE_SUBSET_PER_SCENE",
+    "scene_of",
+    "evaluation_subset",
     "DatasetSpec",
     "UnknownDatasetError",
     "DATASETS",
@@ -538,6 +543,56 @@ def load_dataset(name: str, data_root=None, max_images: int | None = None) -> Pa
         items = items[: int(max_images)]
     has_gt = spec.has_ground_truth and any(it.T is not None for it in items)
     return PairDataset(name=name, root=d, items=items, has_ground_truth=has_gt, spec=spec)
+
+
+#: Images per scene in the ``"scenes"`` evaluation subset (:func:`evaluation_subset`); sets not listed are scored
+#: whole. SolidObject has 20 scenes of 10 settings each: two per scene (one Focus, one Thick) cover every scene.
+SCENE_SUBSET_PER_SCENE = {"sir2_solidobject": 2}
+
+
+def scene_of(dataset: str, name: str) -> str:
+    """The scene an image of a SIR² set belongs to (its name's scene folder); other sets: every image is a scene."""
+    parts = name.split("_")
+    if dataset == "sir2_postcard" and len(parts) > 1:  # Thick_<postcard>_<thickness>_...
+        return parts[1]
+    if dataset in ("sir2_solidobject", "sir2_wild"):  # <scene>_{Focus,Thick}_<setting>_m / <scene>_m
+        return parts[0]
+    return name
+
+
+def evaluation_subset(ds: PairDataset, mode: str = "all") -> PairDataset:
+    """The images of ``ds`` an evaluation scores: all of them (``mode="all"``) or the declared ``"scenes"`` subset.
+
+    The subset keeps :data:`SCENE_SUBSET_PER_SCENE` images of every scene (the sets not listed there whole): within
+    a scene, one per sub-setting group first (SolidObject: Focus, then Thick), each chosen by the lowest sha256 of
+    its name, so the choice is fixed, covers every scene and does not depend on listing order (never "the first N").
+    """
+    if mode not in ("all", "scenes"):
+        raise ValueError(f"evaluation subset must be 'all' or 'scenes', got {mode!r}")
+    if mode == "all" or ds.name not in SCENE_SUBSET_PER_SCENE:
+        return ds
+    k = SCENE_SUBSET_PER_SCENE[ds.name]
+    groups: dict[str, list[int]] = {}
+    for i, it in enumerate(ds.items):
+        groups.setdefault(scene_of(ds.name, it.name), []).append(i)
+
+    def rank(i: int) -> str:
+        return hashlib.sha256(ds.items[i].name.encode()).hexdigest()
+
+    keep: list[int] = []
+    for idx in groups.values():
+        by_setting: dict[str, list[int]] = {}
+        for i in sorted(idx, key=rank):
+            parts = ds.items[i].name.split("_")
+            by_setting.setdefault(parts[1] if len(parts) > 2 else "", []).append(i)
+        chosen: list[int] = []
+        while len(chosen) < min(k, len(idx)):  # round-robin over the settings, lowest hash first
+            for lst in by_setting.values():
+                if lst and len(chosen) < k:
+                    chosen.append(lst.pop(0))
+        keep.extend(chosen)
+    items = [ds.items[i] for i in sorted(keep)]
+    return PairDataset(name=ds.name, root=ds.root, items=items, has_ground_truth=ds.has_ground_truth, spec=ds.spec)
 
 
 def available_datasets(data_root=None) -> list[str]:

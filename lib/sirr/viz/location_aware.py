@@ -198,11 +198,14 @@ def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
                          else "",
                          "vs fp32": "identical" if best["path"] == "fp32 eager" else
                          (f"{db:.1f} dB" if db is not None else f"max|dT| {best.get('max_abs_diff', 0):.0e}")})
-        if "train_step" in rep:
-            t = rep["train_step"]
+        steps = rep.get("train_steps") or ([rep["train_step"]] if "train_step" in rep else [])
+        eager_step = next((t["median_s"] for t in steps if t.get("memory_format") == "contiguous"), None)
+        for t in steps:  # one row per path of the training step
+            path = f"{t.get('amp', '')} {t.get('memory_format', '')}".strip()
             rows.append({**common, "size": f"{t['size']}, batch {t.get('batch', 2)}: one training step",
-                         "fp32 eager s": "", "fastest path": t.get("amp", ""), "fastest s": _round_s(t["median_s"]),
-                         "speed-up": "", "vs fp32": ""})
+                         "fp32 eager s": _round_s(eager_step) if eager_step else "", "fastest path": path,
+                         "fastest s": _round_s(t["median_s"]),
+                         "speed-up": f"{eager_step / t['median_s']:.2f}x" if eager_step else "", "vs fp32": ""})
     if paper_seconds is not None:
         rows.append({"device": "paper: RTX 2080 Ti (LA Sec. 5)", "weights": "", "commit": "", "load (1 min)": "",
                      "size": "400x540", "fp32 eager s": "", "fastest path": "", "fastest s": paper_seconds,

@@ -22,7 +22,7 @@ __all__ = [
     "training_curves",
     "initial_vs_final",
     "residual_image",
-    "width_comparison",
+    "stage1_study",
 ]
 
 
@@ -172,24 +172,27 @@ def initial_vs_final(rows: Sequence[tuple], box: tuple[int, int, int, int] | Non
     return fig
 
 
-def width_comparison(result: dict, title: str | None = None):
-    """Validation PSNR of B_ini against the training step, one line per width, from
-    :func:`sirr.experiments.ts_width_experiment`; the identity baseline dashed."""
+def stage1_study(results: list[dict], title: str | None = None):
+    """Validation PSNR of B_ini against the step, one colour per arm and one line per seed, from the stored seeds
+    of :func:`sirr.experiments.ts_stage1_study`; the identity baseline dashed."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
     ident = None
-    for row in result["rows"]:
-        v = row["validation"]
-        if not v:
-            continue
-        ax.plot([p["step"] for p in v], [p["val_psnr"] for p in v], marker="o", ms=3,
-                label=f"widths x {row['width_scale']:g} ({row['stage1_parameters'] / 1e6:.1f}M parameters): "
-                      f"{row['steps']} steps")
-        ident = v[-1]["val_identity_psnr"]
+    colours = {}
+    for res in results:
+        seed = res.get("_provenance", {}).get("seed", "?")
+        for row in res["rows"]:
+            v = row["validation"]
+            if not v:
+                continue
+            c = colours.setdefault(row["arm"], f"C{len(colours)}")
+            ax.plot([p["step"] for p in v], [p["val_psnr"] for p in v], color=c, marker="o", ms=2.5, lw=1.2,
+                    ls="-" if seed in (0, "?") else ":", label=f"{row['arm']}, seed {seed}")
+            ident = v[-1]["val_identity_psnr"]
     if ident is not None:
         ax.axhline(ident, color="0.4", ls="--", lw=1, label=f"identity (input) {ident:.2f} dB")
     ax.set_xlabel("stage-1 training step")
     ax.set_ylabel("validation PSNR of B_ini (dB)")
-    ax.legend(fontsize=8)
-    ax.set_title(wrap_title(title or f"TS stage 1, {result['seconds_each'] / 60:.0f} min of wall time per width",
-                            70), fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    what = results[0]["what"] if results else ""
+    ax.set_title(wrap_title(title or f"TS stage 1: {what}", 70), fontsize=10)
     return fig
