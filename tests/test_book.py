@@ -263,3 +263,19 @@ def test_config_loads_the_script_fix():
 
     cfg = yaml.safe_load((REPO_ROOT / "_config.yml").read_text(encoding="utf-8"))
     assert "sirr.book.sphinx_fixes" in cfg["sphinx"]["extra_extensions"]
+
+
+def test_a_failed_html_build_raises_book_build_error_and_logs_its_warnings(tmp_path, monkeypatch, caplog):
+    """The build's warnings go to the module logger and the error names the log file (the parameter for that file
+    once shadowed the logger, so a failed build raised AttributeError instead)."""
+    import subprocess
+    import logging
+
+    from sirr.book import build as build_mod
+
+    fake = subprocess.CompletedProcess(args=[], returncode=1, stdout="x.md:3: WARNING: undefined label\n", stderr="")
+    monkeypatch.setattr(build_mod.subprocess, "run", lambda *a, **k: fake)
+    caplog.set_level(logging.ERROR, logger="sirr.book.build")
+    with pytest.raises(build_mod.BookBuildError, match=r"1 warnings/errors.*undefined label.*full log: .*jb\.log"):
+        build_mod.build_html(tmp_path / "src", tmp_path / "html", log_file=tmp_path / "jb.log")
+    assert "undefined label" in caplog.text and "undefined label" in (tmp_path / "jb.log").read_text()

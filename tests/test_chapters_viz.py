@@ -152,5 +152,6 @@ def test_figures_and_renders_draw():
     assert len(chapters.synthesis_figure({"la": out}).axes) == 4
     fig = chapters.parameter_figure(chapters.sample_parameters(n=50))
     assert sum(ax.axison for ax in fig.axes) == 5  # alpha, sigma, att, vignette, ghost offset
-    chapters.scale_energy_figure({"k": np.ones((3, 4))}, ylabel="rho")
-    chapters.statistic_figure({"x": np.arange(5.0), "y": np.arange(3.0)}, xlabel="v")
+    assert len(chapters.scale_energy_figure({"k": np.ones((3, 4))}, ylabel="rho").axes) >= 1
+    sfig = chapters.statistic_figure({"x": np.arange(5.0), "y": np.arange(3.0)}, xlabel="v")
+    assert sfig.axes and sfig.axes[0].get_xlabel() == "v"

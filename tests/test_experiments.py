@@ -318,3 +318,20 @@ def test_publish_records_scores_with_intervals_and_exports_the_best_checkpoint(t
         assert again["evaluation"]["scores"][dname]["psnr_la"] == pytest.approx(ev["scores"][dname]["psnr_la"])
     finally:
         shutil.rmtree(rdir, ignore_errors=True)
+
+
+def test_loss_probe_scores_perturbed_ground_truths_with_each_term():
+    run = resolve("smoke", data_root="none")
+    la = ex.loss_probe(run, "la", n=3, size=64)
+    assert list(la.index) == list(ex.PROBE_PERTURBATIONS)
+    assert (la.loc["ground truth"].abs() < 1e-6).all()  # T̂ = T costs nothing
+    for p in ("darker (x0.8)", "hue shifted (+0.5 rad)"):  # every LA term penalises a colour shift
+        assert (la.loc[p] > 1e-4).all(), (p, la.loc[p])
+    raw = ex.loss_probe(run, "ts", n=3, size=64, vgg_normalize=False)
+    norm = ex.loss_probe(run, "ts", n=3, size=64, vgg_normalize=True)
+    fr = "L_FR (Eq. 4, λ3 = 3)"
+    assert raw.loc["black", fr] < raw.loc["ground truth", fr]  # L_FR alone prefers a featureless image
+    assert raw.loc["ground truth", "total"] < raw.loc["black", "total"]  # the whole L_ini does not
+    assert not np.isclose(raw.loc["ground truth", fr], norm.loc["ground truth", fr])
+    with pytest.raises(ex.ExperimentError, match="unknown method"):
+        ex.loss_probe(run, "xx")

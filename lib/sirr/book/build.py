@@ -322,7 +322,7 @@ sys.exit(r if isinstance(r, int) else 1)
 """
 
 
-def build_html(src_dir, out_dir, doctree_dir=None, log=None, overrides: dict | None = None) -> Path:
+def build_html(src_dir, out_dir, doctree_dir=None, log_file=None, overrides: dict | None = None) -> Path:
     """Build the staged book in ``src_dir`` with Jupyter Book (warnings are errors) into ``out_dir``.
     ``overrides`` are extra Sphinx settings. Returns ``out_dir/index.html``; raises
     :class:`BookBuildError` listing the warnings."""
@@ -335,7 +335,7 @@ def build_html(src_dir, out_dir, doctree_dir=None, log=None, overrides: dict | N
                            json.dumps(overrides or {})],
                           capture_output=True, text=True, env=env)
     text = proc.stdout + proc.stderr
-    log_path = Path(log) if log else out_dir.parent / "jupyter-book.log"
+    log_path = Path(log_file) if log_file else out_dir.parent / "jupyter-book.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text(text, encoding="utf-8")
     index = out_dir / "index.html"
@@ -362,7 +362,7 @@ def rebuild_html(root=None, build_dir=None) -> Path:
         log.warning("book: %s has no executed copy yet; left out of this build (run it without --only)", f)
     # A partial build (--only) may leave chapters out; links to them are then not errors.
     overrides = {"suppress_warnings": ["myst.header", "myst.xref_missing", "ref.doc", "ref.ref"]} if dropped else {}
-    return build_html(src_dir, build / "html", doctree_dir=build / ".doctrees", log=build / "jupyter-book.log",
+    return build_html(src_dir, build / "html", doctree_dir=build / ".doctrees", log_file=build / "jupyter-book.log",
                       overrides=overrides)
 
 
