@@ -1085,6 +1085,13 @@ def machine_line() -> str:
             f"capability {torch.backends.cpu.get_cpu_capability()}")
 
 
+def load_checkpoint_meta(path) -> dict:
+    """``{"step", "samples_seen"}`` of a checkpoint (the samples it had seen when it was written)."""
+    ck = train.load_checkpoint(path)
+    batch = ck["config"]["preset"][ck["kind"]]["batch_size"]
+    return {"step": int(ck["step"]), "samples_seen": int(ck.get("samples_seen") or int(ck["step"]) * batch)}
+
+
 def publish(run: RunConfig, method: str, load_log: str | os.PathLike | None = None, verbose: bool = True) -> dict:
     """Turn a finished ``full`` training at ``run`` into the book's committed results, in one repeatable step:
 
@@ -1125,6 +1132,10 @@ def publish(run: RunConfig, method: str, load_log: str | os.PathLike | None = No
             score = {"n": real["psnr_la"]["n"], "max_side": run.preset.eval.max_side,
                      **{k: {kk: v[kk] for kk in ("mean", "low", "high", "n_better", "verdict")}
                         for k, v in real.items()}}
-        out["weights"] = export_weights(ckpt, run, extra={**extra, "compute_fraction": rec["compute_fraction"],
-                                                          "real20": score})
+        sel = load_checkpoint_meta(ckpt)
+        crop = run.preset.la.crop
+        out["weights"] = export_weights(ckpt, run, extra={
+            **extra, "steps": rec["steps"], "selected_step": sel["step"], "samples_seen": sel["samples_seen"],
+            "compute_fraction": compute_fraction(method, sel["samples_seen"], crop),  # of the weights committed
+            "run_compute_fraction": rec["compute_fraction"], "real20": score})
     return out
