@@ -51,7 +51,9 @@ def train(method: str, run_dir):
     from sirr.train import train_location_aware, train_two_stage
 
     photos = natural_photos("none", verbose=False)
-    run = resolve("smoke", seed=3, data_root="none")
+    # TS's VGG input was ImageNet-normalised when the digests were recorded (the default is now the release's raw
+    # input): pinned here, so the digest still guards the training code rather than that deliberate change
+    run = resolve("smoke", seed=3, data_root="none", ts__vgg_normalize=True)
     if method == "la":
         return train_location_aware(run, run_dir, steps=3, fine_tune_steps=1, photos=photos, progress=False,
                                     real_pairs=[], fine_tune_pairs=[])
