@@ -313,7 +313,9 @@ def test_our_checkpoints_are_told_apart_by_contents(tmp_path):
     img = np.random.default_rng(11).random((9, 14, 3), dtype=np.float32)
     with torch.inference_mode():
         expected = model.eval()(torch.from_numpy(img).permute(2, 0, 1)[None]).transmission
-    np.testing.assert_allclose(R.predict(rem, img), expected[0].permute(1, 2, 0).numpy(), atol=1e-6)
+    # fp32 paths agree to rounding; where this machine's bench chose bf16 for sirr remove, to bf16's precision
+    tol = 3e-2 if "bf16" in rem.source else 1e-6
+    np.testing.assert_allclose(R.predict(rem, img), expected[0].permute(1, 2, 0).numpy(), atol=tol)
     with pytest.raises(R.CheckpointError, match="use --method la"):
         R.load_method("ts", la, "cpu")
     with pytest.raises(R.CheckpointError, match="use --method ts"):

@@ -351,13 +351,19 @@ def _final(rdir) -> Any:
     return train.selected_checkpoint(rdir)
 
 
-def _inference_path(model, device: str):
-    """``(wrap, words)``: ``wrap(fn)`` runs ``fn`` in the inference path ``sirr bench`` accepted for this device
-    (:func:`sirr.inference.precision_for`; fp32 eager without a bench report), and which path that is, in words."""
+def _inference_path(model, device: str, method: str = "la"):
+    """``(wrap, words)``: ``wrap(fn)`` runs ``fn`` in the path ``sirr remove`` uses: for LA the one ``sirr bench``
+    accepted for this device (:func:`sirr.inference.precision_for`; fp32 eager without a bench report), for TS
+    (which the bench does not measure) ``resolve_precision("auto")`` -- and which path that is, in words."""
     from sirr.inference import precision_for
+    from sirr.train.engine import resolve_precision
 
-    prec, why = precision_for(device)
-    if prec.channels_last:
+    if method == "la":
+        prec, why = precision_for(device)
+    else:
+        prec = resolve_precision("auto", device)
+        why = f"{prec.describe()} (resolve_precision('auto'); sirr bench measures LA only)"
+    if prec.channels_last and isinstance(model, torch.nn.Module):
         model.to(memory_format=torch.channels_last)
     kind = torch.device(device).type
 
@@ -437,9 +443,10 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
         if done is None:
             res = train.train_location_aware(run_s, **kw)
             model, n_steps = res.model.eval(), int(res.steps)
-            truncated = res.truncated
-            if res.best_checkpoint is not None and not truncated:
-                model = train.load_location_aware(res.best_checkpoint, device=run_s.device).eval()
+            truncated = bool(getattr(res, "truncated", False))
+            best = getattr(res, "best_checkpoint", None)
+            if best is not None and not truncated:
+                model = train.load_location_aware(best, device=run_s.device).eval()
         else:
             model = done
             n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
@@ -490,16 +497,17 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
                                         stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
                                         photos=_training_photos(run_s), **v.train_kwargs)
             model, n_steps = res.model.eval(), res.steps
-            truncated = res.truncated
-            if res.best_checkpoint is not None and not truncated:
-                model = train.load_two_stage(res.best_checkpoint, device=run_s.device).eval()
+            truncated = bool(getattr(res, "truncated", False))
+            best = getattr(res, "best_checkpoint", None)
+            if best is not None and not truncated:
+                model = train.load_two_stage(best, device=run_s.device).eval()
         else:
             model = done
             n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
             truncated = False  # final.pt exists only for a run that did all its steps
         t1 = time.perf_counter()
         sets = evaluation_datasets(run_s, names)
-        fast, path = _inference_path(model, run_s.device)
+        fast, path = _inference_path(model, run_s.device, "ts")
         scores, images = _score(run_s, fast(lambda x: model(x).b_final), sets)
         t2 = time.perf_counter()
         initial, _ = _score(run_s, fast(lambda x: model.initial(x)), sets, keep_images=0)
@@ -609,8 +617,11 @@ def loss_probe(run: RunConfig, method: str, n: int = 8, size: int = 128, vgg_nor
     from sirr.losses.two_stage import initial_loss
     from sirr.train.validation import VALIDATION_SEED, hold_out
 
+    if method not in ("la", "ts"):
+        raise ExperimentError(f"unknown method {method!r}; choose 'la' or 'ts'")
     photos = _training_photos(run)
-    _, held = hold_out(photos, max(run.preset.validation.photos, n))
+    n = max(1, min(n, len(photos) - 2))  # the packaged fallback pool has only a few photos
+    _, held = hold_out(photos, min(max(run.preset.validation.photos, n), len(photos) - 2))
     synth = ReflectionSynthesizer(held[:n] if not hasattr(held, "select") else held.select(range(n)),
                                   recipe=run.preset.validation.recipe, size=size, seed=VALIDATION_SEED)
     T = synth.batch(n)["T"]
