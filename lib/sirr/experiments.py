@@ -351,6 +351,16 @@ def _final(rdir) -> Any:
     return train.selected_checkpoint(rdir)
 
 
+def _model_of_record(res, model, load, device):
+    """``(model, truncated)`` after a training call: its best-validation weights when it kept some and finished,
+    else the trained model as it is (a stand-in trainer's result may lack the newer fields)."""
+    truncated = bool(getattr(res, "truncated", False))
+    best = getattr(res, "best_checkpoint", None)
+    if best is not None and not truncated:
+        model = load(best, device=device).eval()
+    return model, truncated
+
+
 def _inference_path(model, device: str, method: str = "la"):
     """``(wrap, words)``: ``wrap(fn)`` runs ``fn`` in the path ``sirr remove`` uses: for LA the one ``sirr bench``
     accepted for this device (:func:`sirr.inference.precision_for`; fp32 eager without a bench report), for TS
@@ -443,10 +453,7 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
         if done is None:
             res = train.train_location_aware(run_s, **kw)
             model, n_steps = res.model.eval(), int(res.steps)
-            truncated = bool(getattr(res, "truncated", False))
-            best = getattr(res, "best_checkpoint", None)
-            if best is not None and not truncated:
-                model = train.load_location_aware(best, device=run_s.device).eval()
+            model, truncated = _model_of_record(res, model, train.load_location_aware, run_s.device)
         else:
             model = done
             n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
@@ -497,10 +504,7 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
                                         stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
                                         photos=_training_photos(run_s), **v.train_kwargs)
             model, n_steps = res.model.eval(), res.steps
-            truncated = bool(getattr(res, "truncated", False))
-            best = getattr(res, "best_checkpoint", None)
-            if best is not None and not truncated:
-                model = train.load_two_stage(best, device=run_s.device).eval()
+            model, truncated = _model_of_record(res, model, train.load_two_stage, run_s.device)
         else:
             model = done
             n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
@@ -1127,9 +1131,8 @@ def publish(run: RunConfig, method: str, load_log: str | os.PathLike | None = No
     run = dataclasses.replace(run, retrain=False)  # score the finished run's checkpoint; never retrain it
     for name, seed in ((f"{method}/full", run.seed), ("baseline/identity", 0)):
         stale = result_path(run, name, seed)  # recomputed: the baseline on exactly the images scored now
-        for f in stale.parent.glob(f"{seed}.json") if stale.parent.is_dir() else []:
-            f.unlink()
-        for f in stale.parent.glob(f"{seed}_*.png") if stale.parent.is_dir() else []:
+        stale.unlink(missing_ok=True)
+        for f in stale.parent.glob(f"{seed}_*.png"):
             f.unlink()
     identity_experiment(run, verbose=verbose)
     res = (la_experiment if method == "la" else ts_experiment)(run, verbose=verbose)
