@@ -1,4 +1,4 @@
-"""Command line: ``python -m sirr {info,book,bench,train,remove} ...``.
+"""Command line: ``python -m sirr {info,book,bench,train,publish,claims,remove} ...``.
 
 Each verb is a thin wrapper over a library function; errors the user can fix are printed as one
 line (``sirr: error: ...``) with exit status 2, never as a traceback.
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("method", choices=["la", "ts"])
     _common(pb)
     pb.add_argument("--load-log", default=None, help="file of '<time> <load average>' lines sampled while it trained")
+
+    c = sub.add_parser("claims", help="run the papers' claim experiments (chapter 07): every missing (arm, seed) run, "
+                                      "each stored as soon as it finishes; --status only reports")
+    c.add_argument("ids", nargs="*", default=None, help="claims to run, e.g. E3 E2 (default: all, in order)")
+    _common(c)
+    c.add_argument("--seeds", type=int, nargs="*", default=None, help="only these of the claims' pre-registered seeds")
+    c.add_argument("--status", action="store_true", help="print k of n runs done and any verdict; run nothing")
 
     r = sub.add_parser("remove", help="remove reflections from photos of any size and format")
     r.add_argument("photos", nargs="+", help="image files")
@@ -158,6 +165,19 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {name:<18} {p['mean']:+.2f} dB [{p['low']:+.2f}, {p['high']:+.2f}] {p['verdict']}")
             if out["weights"]:
                 print(f"weights: {out['weights']['path']}")
+            return 0
+        if args.verb == "claims":
+            from sirr import claims
+
+            run = resolve(args.preset, seed=args.seed, device=args.device, data_root=args.data_root,
+                          results_dir=args.results_dir)
+            for cid in args.ids or list(claims.CLAIMS):
+                if not args.status:
+                    claims.run_claim(run, cid, seeds=args.seeds)
+                s = claims.claim_summary(run, cid)
+                p = s["progress"]
+                print(f"{s['id']} ({s['source']}): {p['done']} of {p['total']} runs done; "
+                      f"verdict: {s['verdict'] or 'none until every run is in'}")
             return 0
         if args.verb == "remove":
             remove_cli(photos=[Path(p) for p in args.photos], out=Path(args.out), method=args.method,

@@ -511,19 +511,36 @@ class LocationAware(nn.Module):
 
     # -- forward -----------------------------------------------------------------------------------
 
+    def image_features(self, x_in: torch.Tensor) -> torch.Tensor:
+        """I_ft: the image branch of G_R on X_in = [I, T̂_{i−1}] (B, 6, H, W) -> (B, 32, H, W)."""
+        feats = F.relu(self.image_in(x_in))
+        for block in self.image_blocks:
+            feats = F.relu(block(feats))
+        return feats
+
+    def detect(self, x_in: torch.Tensor, feats: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """RDM, LA Eq. 4-5: (Ĉ (B, 1, H, W), f_Lap (B, 32, H, W)) from X_in = [I, T̂_{i−1}].
+
+        Ĉ comes from the multi-scale Laplacian features f_Lap, or from I_ft (``feats``, computed when not
+        given) for ``rcmap_from="image_features"`` (Table 2's "Ĉ from I_ft").
+        """
+        if self.mlsm is None:
+            raise LocationAwareInputError("this LocationAware has no RDM (use_rdm_tsm=False): nothing detects reflections")
+        lap = self.laplacian_in_act(self.laplacian_in(self.mlsm(x_in)))  # MLSM, Eq. 4
+        for block in self.laplacian_blocks:
+            lap = self.shared_prelu(block(lap))
+        if self.rcmap_from == "laplacian":
+            return self.rcmap_head(lap), lap  # Eq. 5
+        return self.rcmap_head(self.image_features(x_in) if feats is None else feats), lap
+
     def reflection_stage(
         self, I: torch.Tensor, T_prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """G_R, LA Eq. 2: (Ĉ_i, R̂_i, h, c) from I, T̂_{i−1} and the LSTM state (H, W divisible by 8)."""
         x_in = torch.cat([I, T_prev], dim=1)
-        feats = F.relu(self.image_in(x_in))
-        for block in self.image_blocks:
-            feats = F.relu(block(feats))
+        feats = self.image_features(x_in)
         if self.mlsm is not None:
-            lap = self.laplacian_in_act(self.laplacian_in(self.mlsm(x_in)))
-            for block in self.laplacian_blocks:
-                lap = self.shared_prelu(block(lap))
-            rcmap = self.rcmap_head(lap if self.rcmap_from == "laplacian" else feats)
+            rcmap, lap = self.detect(x_in, feats)
             for block in self.suppression_blocks:
                 lap = self.shared_prelu(block(lap))
             if self.use_tsm:

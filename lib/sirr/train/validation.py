@@ -56,6 +56,7 @@ class ValidationSet:
         synth = ReflectionSynthesizer(photos, recipe=recipe, size=size, device="cpu", seed=VALIDATION_SEED)
         b = synth.batch(len(photos))
         self.I, self.T = b["I"].to(device), b["T"].to(device)
+        self.R = b["R"].to(device)  # the reflection as it appears in I (for the claim experiments' measures)
         self.names = [_name(photos, i) for i in range(len(photos))]
         self.batch_size = batch_size
         self.recipe = recipe

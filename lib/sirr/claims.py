@@ -1,0 +1,554 @@
+"""The papers' claims, tested at CPU scale: small controlled experiments with paired seeds and intervals.
+
+Each :class:`Claim` states what a paper claims and what we predict before anything runs. Its arms differ
+in one thing only: every arm of a seed starts from the same initialisation and draws the same batches
+(the seed fixes both), trains the same number of steps, and is measured on the same held-out images.
+The paired difference (reference arm − other arm, image by image) is summarised over seeds and images
+by :func:`sirr.metrics.seed_paired_difference`, and the verdict comes from its 95% interval:
+
+- ``"agrees with the paper"``: the interval lies wholly on the side the paper predicts;
+- ``"disagrees"``: it lies wholly on the other side;
+- ``"inconclusive at this scale"``: it contains 0.
+
+Every (claim, arm, seed) is one named run, stored as ``results/<preset>/claims/<id>/<arm>/<seed>.json``
+as soon as it finishes; a rerun skips finished runs (:func:`run_claim`), and :func:`claim_summary` draws no
+verdict until all of a claim's runs are in. Run them with ``python -m sirr claims E3 --preset cpu``.
+
+The measures:
+
+- *held-out synthetic triples* (``"validation"``): the preset's validation photos (never trained on),
+  made into triples once by the validation recipe, where the reflection layer R is known;
+- *real photos* (``"real"``): real20 and the SIR² sets (the preset's declared evaluation subsets), pooled;
+- ``reflection_edge_energy``: of the input's gradient energy on the reflection's strong edges (pixels among
+  R's strongest 10% of gradients and not among T's), the fraction the output keeps;
+- ``background_edge_energy``: of the ground truth's gradient energy on the background's strong edges (T's
+  strongest 10%, not R's), the fraction the output has;
+- ``sharpness``: the output's mean gradient energy over the ground truth's (1 = as sharp as the truth);
+- ``rcmap_auc``: how well Ĉ ranks the reflection-dominated pixels above the others (ROC AUC per image,
+  scikit-learn). A pixel is reflection-dominated when C* > 0.5, C* being the confidence LA Eq. 7-8 asks
+  for, which is known where R is (:func:`true_rcmap`). (Eq. 16's binary target, |I − T| above
+  max(0.3, ...), marks no pixel at all in half of the held-out triples, so it cannot rank.) And
+  ``rcmap_loss``: L_Ĉ of LA Eq. 8 per image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import kornia
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from sirr import paper_numbers, train
+from sirr.train.engine import seed_everything
+from sirr.config import RunConfig
+from sirr.data.synthesis import ReflectionSynthesizer
+from sirr.metrics import LOWER_IS_BETTER, psnr, seed_paired_difference, ssim
+from sirr.models.location_aware import LocationAware
+from sirr.results import load_result, result_path, save_result
+from sirr.train.validation import ValidationSet, hold_out
+
+__all__ = ["Claim", "Arm", "CLAIMS", "VERDICTS", "claim", "claim_run", "run_claim", "claim_progress",
+           "claim_summary", "claim_runs", "reflection_edge_energy", "background_edge_energy", "sharpness",
+           "rcmap_auc", "true_rcmap", "ClaimError"]
+
+#: The verdicts a claim can get, from its interval.
+VERDICTS = ("agrees with the paper", "disagrees", "inconclusive at this scale")
+
+#: The real test sets of :attr:`Claim` measures on real photos (each at the preset's declared subset).
+REAL_SETS = ("real20", "sir2_postcard", "sir2_solidobject", "sir2_wild")
+
+#: Gradient quantile above which a pixel is on a layer's strong edges.
+EDGE_QUANTILE = 0.9
+
+#: Measures where a lower value is better (for the direction of a verdict); the rest are higher-is-better.
+LOWER = frozenset({*LOWER_IS_BETTER, "rcmap_loss"})
+
+
+class ClaimError(ValueError):
+    """An unknown claim, arm or seed."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a claim: its key, a label, and what it changes."""
+
+    name: str
+    label: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim, our prediction, and the controlled experiment that tests it.
+
+    ``primary`` is the (measure set, metric) whose interval gives the verdict; ``expect`` is the sign the
+    paper predicts for reference − other on it (+1: the reference arm scores higher). ``arms[0]`` is the
+    reference (the paper's method); every other arm is compared with it.
+    """
+
+    id: str
+    method: str
+    source: str
+    claim: str
+    prediction: str
+    arms: tuple[Arm, ...]
+    seeds: tuple[int, ...]
+    schedule: str  # the preset's steps every arm trains: "la" (la.steps), "ts_stage1" or "ts_total" (stage 1 + 2)
+    primary: tuple[str, str]
+    expect: int
+    paper: str  # the paper's number or statement beside ours
+    measures: tuple[str, ...]  # "validation" and/or "real"
+
+    @property
+    def reference(self) -> Arm:
+        return self.arms[0]
+
+    def steps(self, run: RunConfig) -> int:
+        """Optimiser steps per arm at ``run``'s preset (every arm the same)."""
+        la, ts = run.preset.la, run.preset.ts
+        return {"la": la.steps, "ts_stage1": ts.stage1_steps, "ts_total": ts.stage1_steps + ts.stage2_steps}[self.schedule]
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise ClaimError(f"{self.id} has no arm {name!r}; valid: {', '.join(a.name for a in self.arms)}")
+
+
+def _paper_drop(row: str) -> str:
+    ours, wo = paper_numbers.LA_TABLE3["ours"], paper_numbers.LA_TABLE3[row]
+    drops = [ours[k] - wo[k] for k in ours if k.endswith("psnr") and k in wo]
+    return f"PSNR {min(drops):.1f}-{max(drops):.1f} dB lower without L_SSIM (Table 3, three test sets)"
+
+
+#: The four experiments of chapter 07 (issue 21), in the order they are run.
+CLAIMS: dict[str, Claim] = {
+    "E3": Claim(
+        "E3", "ts", "TS Fig. 1(d, e) and Sec. III-A",
+        "Stage 1 trained with the feature-reduction loss L_FR gives a blurred background estimate B_ini without "
+        "the reflection's edges; without L_FR the reflection's edges stay.",
+        "B_ini keeps less of the input's energy on the reflection's strong edges with L_FR than without it "
+        "(and, being blurred, less of the background's edge energy too).",
+        (Arm("with_fr", "stage 1 with L_FR (paper)", {"use_feature_reduction": True}),
+         Arm("without_fr", "stage 1 without L_FR (Fig. 1e)", {"use_feature_reduction": False})),
+        (0, 1, 2), "ts_stage1", ("validation", "reflection_edge_energy"), -1,
+        "qualitative: Fig. 1(d) shows no reflection edges with L_FR, Fig. 1(e) keeps them", ("validation",)),
+    "E2": Claim(
+        "E2", "la", "LA Sec. 3.1, Fig. 4 and Table 2",
+        "Multi-scale Laplacian features locate reflections better than edge features (∂x, ∂y) or plain image "
+        "features (Ĉ from I_ft).",
+        "The RDM alone, trained on L_Ĉ (Eq. 8) for the same steps, ranks reflection-dominated pixels higher "
+        "(RCMap AUC) from Laplacian features than from edge or image features.",
+        (Arm("laplacian", "multi-scale Laplacian (paper)", {}),
+         Arm("edge", "edge features ∂x, ∂y (Laplacian → Edge)", {"gradient_filter": "edge"}),
+         Arm("image_features", "Ĉ from I_ft", {"rcmap_from": "image_features"})),
+        (0, 1, 2), "la", ("validation", "rcmap_auc"), +1,
+        "Table 2 (whole network, PSNR on real20 / SIR² / Nature): Laplacian → Edge −0.5 / −1.0 / −0.2 dB, "
+        "Ĉ from I_ft −1.5 / −1.6 / −1.2 dB", ("validation",)),
+    "E4": Claim(
+        "E4", "ts", "TS Sec. III-B and Fig. 4",
+        "The second stage recovers a sharper, better background than the first.",
+        "Two stages (the preset's stage-1 then stage-2 steps) score a higher PSNR on real photos than stage 1 "
+        "trained alone for the same total steps, and their output is sharper.",
+        (Arm("two_stage", "stage 1 then stage 2 (paper)", {"stages": "both"}),
+         Arm("stage1_only", "stage 1 alone, same total steps", {"stages": "stage1_only"})),
+        (0, 1), "ts_total", ("real", "psnr_la"), +1,
+        "Table I: 23.01 dB (SIR² average) for the two-stage method; Fig. 4 shows B_final sharper than B_ini",
+        ("validation", "real")),
+    "E1": Claim(
+        "E1", "la", "LA Table 3",
+        "Without L_SSIM, PSNR drops by 5.7-8.5 dB.",
+        "LA trained without L_SSIM scores a lower PSNR than the full loss at equal steps, on real photos and "
+        "on held-out synthetic triples.",
+        (Arm("full", "full loss (paper)", {}), Arm("wo_ssim", "w/o L_SSIM", {"use_ssim": False})),
+        (0, 1, 2), "la", ("real", "psnr_la"), +1, _paper_drop("wo_ssim"), ("validation", "real")),
+}
+
+
+def claim(cid: str) -> Claim:
+    """The :class:`Claim` called ``cid`` (``"E1"`` … ``"E4"``)."""
+    try:
+        return CLAIMS[cid.upper()]
+    except KeyError:
+        raise ClaimError(f"unknown claim {cid!r}; valid: {', '.join(CLAIMS)}") from None
+
+
+def _experiment(c: Claim, arm: str) -> str:
+    return f"claims/{c.id}/{arm}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Measures (the paper's own ideas are the masks; gradients come from kornia, AUC from scikit-learn)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _gradient(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of the luminance, (B, 3, H, W) -> (B, 1, H, W)."""
+    return kornia.filters.sobel(kornia.color.rgb_to_grayscale(x.float().clamp(0, 1)))
+
+
+def _strong(g: torch.Tensor, q: float = EDGE_QUANTILE) -> torch.Tensor:
+    thr = torch.quantile(g.flatten(1), q, dim=1).view(-1, 1, 1, 1)
+    return (g > thr) & (g > 1e-6)
+
+
+def _energy_ratio(out: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> list[float]:
+    go, gr = _gradient(out) ** 2, _gradient(ref) ** 2
+    num, den = (go * mask).flatten(1).sum(1), (gr * mask).flatten(1).sum(1)
+    return [float(n / d) if d > 0 else math.nan for n, d in zip(num, den)]
+
+
+def reflection_edge_energy(out: torch.Tensor, I: torch.Tensor, T: torch.Tensor, R: torch.Tensor) -> list[float]:
+    """Per image: the fraction of I's gradient energy on R's strong edges (not T's) that ``out`` keeps."""
+    mask = _strong(_gradient(R)) & ~_strong(_gradient(T))
+    return _energy_ratio(out, I, mask)
+
+
+def background_edge_energy(out: torch.Tensor, T: torch.Tensor, R: torch.Tensor) -> list[float]:
+    """Per image: ``out``'s gradient energy on T's strong edges (not R's), as a fraction of T's own."""
+    mask = _strong(_gradient(T)) & ~_strong(_gradient(R))
+    return _energy_ratio(out, T, mask)
+
+
+def sharpness(out: torch.Tensor, T: torch.Tensor) -> list[float]:
+    """Per image: ``out``'s mean gradient energy over the ground truth's (1 = as sharp as T)."""
+    return _energy_ratio(out, T, torch.ones_like(_gradient(T), dtype=torch.bool))
+
+
+def true_rcmap(I: torch.Tensor, T: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """C*, the confidence LA Eq. 7-8 asks for: per pixel, the c in [0, 1] that minimises ‖(1 − c)T + R − I‖²
+    over the colour channels, c = Σ T(T + R − I) / Σ T² (clipped), (B, 1, H, W)."""
+    num = (T * (T + R - I)).sum(1, keepdim=True)
+    return (num / (T * T).sum(1, keepdim=True).clamp_min(1e-6)).clamp(0.0, 1.0)
+
+
+def rcmap_auc(rcmap: torch.Tensor, I: torch.Tensor, T: torch.Tensor, R: torch.Tensor) -> list[float]:
+    """Per image: ROC AUC of Ĉ for the reflection-dominated pixels, C* > 0.5 (:func:`true_rcmap`); NaN where
+    they are all or none of the image."""
+    target = (true_rcmap(I, T, R) > 0.5).flatten(1).numpy()
+    score = rcmap.detach().float().flatten(1).numpy()
+    return [float(roc_auc_score(t, s)) if 0 < t.sum() < t.size else math.nan for t, s in zip(target, score)]
+
+
+def _rcmap_loss(rcmap: torch.Tensor, I: torch.Tensor, T: torch.Tensor, R: torch.Tensor) -> list[float]:
+    """Per image: L_Ĉ of LA Eq. 8 for one iteration, MSE((1 − Ĉ) ∘ T + R, I)."""
+    return [float(v) for v in F.mse_loss((1.0 - rcmap) * T + R, I, reduction="none").flatten(1).mean(1)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Held-out triples and training data
+# ----------------------------------------------------------------------------------------------------
+
+
+def _photos(run: RunConfig):
+    from sirr.experiments import _training_photos  # the one cached training pool
+
+    return _training_photos(run)
+
+
+def _held_out(run: RunConfig) -> ValidationSet:
+    """The preset's validation triples (the same photos every trainer holds out), with R kept."""
+    v = run.preset.validation
+    if not v.photos:
+        raise ClaimError(f"preset {run.preset.name!r} has no validation photos; the claims need held-out triples")
+    _, held = hold_out(_photos(run), v.photos)
+    return ValidationSet(held, v.recipe, v.size, "cpu")
+
+
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n: int = 4) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([fn(x[i: i + n]).detach().float().cpu() for i in range(0, x.shape[0], n)])
+
+
+def _validation_measures(out: torch.Tensor, vs: ValidationSet) -> dict[str, list[float]]:
+    I, T, R = vs.I.float().cpu(), vs.T.float().cpu(), vs.R.float().cpu()
+    o = out.clamp(0, 1)
+    p, t = o.permute(0, 2, 3, 1).numpy(), T.permute(0, 2, 3, 1).numpy()
+    return {"psnr_la": [psnr(a, b, "la") for a, b in zip(p, t)], "ssim_la": [ssim(a, b, "la") for a, b in zip(p, t)],
+            "reflection_edge_energy": reflection_edge_energy(o, I, T, R),
+            "background_edge_energy": background_edge_energy(o, T, R), "sharpness": sharpness(o, T)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# One run per (claim, arm, seed)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _curve(run_dir) -> list[dict]:
+    try:
+        m = train.read_metrics(run_dir)
+    except train.MetricsNotFoundError:
+        return []
+    if "val_psnr" not in m:
+        return []
+    v = m[m["val_psnr"].notna()]
+    return [{"step": int(r.step), "val_psnr": float(r.val_psnr), "val_ssim": float(getattr(r, "val_ssim", math.nan))}
+            for r in v.itertuples()]
+
+
+def _real_measures(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], model) -> dict[str, dict]:
+    from sirr.experiments import _inference_path, _score, evaluation_datasets
+
+    names = [n for n in REAL_SETS if n in evaluation_datasets(run)]
+    sets = evaluation_datasets(run, names)
+    fast, path = _inference_path(model, run.device, "la" if isinstance(model, LocationAware) else "ts")
+    scores, _ = _score(run, fast(predict), sets, keep_images=0)
+    out: dict[str, dict] = {}
+    for name, s in scores.items():
+        per = s["per_image"]
+        out[name] = {k: per[k] for k in ("psnr_la", "ssim_la", "lpips") if k in per}
+        out[name]["image"] = per.get("image", [])
+    return {"sets": out, "inference_path": path}
+
+
+def _final_model(rdir, res, load, run: RunConfig):
+    """The weights after every step (``final.pt``: equal steps across arms, never the best-validation pick)."""
+    if res.truncated or not (rdir / "final.pt").is_file():
+        raise ClaimError(f"{rdir} is unfinished (stopped by its time guard?); resume it without one")
+    return load(rdir / "final.pt", device=run.device).eval()
+
+
+def _train_la(run: RunConfig, c: Claim, arm: Arm) -> tuple[Any, dict]:
+    from sirr.experiments import _run_dir
+
+    if not arm.settings:  # the reference arm is the preset's own LA recipe: the run of `sirr train la --seed s`
+        rdir = _run_dir(run, "la", "full")
+        kw: dict = {}
+    else:
+        rdir = train.default_run_dir(run, "la", f"claim_{c.id}_{arm.name}")
+        kw = {"loss_kwargs": dict(arm.settings)}
+    res = train.train_location_aware(run, rdir, resume=True, steps=c.steps(run), fine_tune_steps=0, progress=False,
+                                     photos=_photos(run), **kw)
+    model = _final_model(rdir, res, train.load_location_aware, run)
+    return model, {"run_dir": str(rdir), "steps": int(res.steps)}
+
+
+def _train_ts(run: RunConfig, c: Claim, arm: Arm) -> tuple[Any, dict]:
+    from sirr.experiments import _run_dir
+
+    s = dict(arm.settings)
+    stages = s.pop("stages", "stage1_only")
+    n1, n2 = (run.preset.ts.stage1_steps, run.preset.ts.stage2_steps) if stages == "both" else (c.steps(run), 0)
+    preset_recipe = not s and stages == "both"
+    rdir = _run_dir(run, "ts", "full") if preset_recipe else train.default_run_dir(run, "ts", f"claim_{c.id}_{arm.name}")
+    res = train.train_two_stage(run, rdir, resume=True, stage1_steps=n1, stage2_steps=n2, progress=False,
+                                photos=_photos(run), **s)
+    model = _final_model(rdir, res, train.load_two_stage, run)
+    return model, {"run_dir": str(rdir), "steps": int(res.steps), "stage1_steps": n1, "stage2_steps": n2}
+
+
+def _train_rdm(run: RunConfig, c: Claim, arm: Arm, vs: ValidationSet) -> tuple[LocationAware, dict]:
+    """The RDM alone (MLSM or I_ft → RCMap head), trained on L_Ĉ (LA Eq. 8) of the first iteration.
+
+    The first iteration's X_in is [I, I] (T̂_0 = I, as in :meth:`LocationAware.forward`). Adam at the
+    preset's LA learning rate and betas, batch and crop; the MLSM kernel keeps its gradient clipping. Only
+    the parameters on the path to Ĉ receive gradients. A run of this size (minutes) restarts from scratch if
+    interrupted.
+    """
+    cfg = run.preset.la
+    seed_everything(run.seed)
+    gen = torch.Generator().manual_seed(run.seed)
+    model = LocationAware(**arm.settings, generator=gen)
+    photos, _ = hold_out(_photos(run), run.preset.validation.photos)
+    synth = ReflectionSynthesizer(photos, recipe="la", size=cfg.crop, device="cpu", seed=run.seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas)
+    curve, t0 = [], time.perf_counter()
+
+    def held_out_loss() -> float:
+        model.eval()
+        rc = _batched(lambda x: model.detect(torch.cat([x, x], 1))[0], vs.I.cpu())
+        model.train()
+        return float(np.mean(_rcmap_loss(rc, vs.I.cpu(), vs.T.cpu(), vs.R.cpu())))
+
+    model.train()
+    n = c.steps(run)
+    for step in range(1, n + 1):
+        b = synth.batch(cfg.batch_size)
+        I, T, R = b["I"], b["T"], b["R"]
+        rcmap, _ = model.detect(torch.cat([I, I], dim=1))
+        loss = F.mse_loss((1.0 - rcmap) * T + R, I)  # L_Ĉ, LA Eq. 8 (one iteration: θ^0 = 1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % max(1, n // 10) == 0 or step == n:
+            curve.append({"step": step, "train_loss": loss.item(), "held_out_rcmap_loss": held_out_loss()})
+    model.eval()
+    return model, {"steps": n, "curve_rdm": curve, "train_seconds": time.perf_counter() - t0,
+                   "trained_parameters": int(sum(p.numel() for p in model.parameters() if p.grad is not None))}
+
+
+def claim_run(run: RunConfig, cid: str, arm: str, seed: int, verbose: bool = True) -> dict:
+    """Train and measure one (claim, arm, seed), store ``results/<preset>/claims/<id>/<arm>/<seed>.json``; a
+    stored result is read instead (``run.retrain`` recomputes it)."""
+    c = claim(cid)
+    a = c.arm(arm)
+    if seed not in c.seeds:
+        raise ClaimError(f"{c.id} is pre-registered with seeds {list(c.seeds)}; got seed {seed}")
+    exp = _experiment(c, a.name)
+    if not run.retrain:
+        rec = load_result(run, exp, seed)
+        if rec is not None:
+            return rec
+    run_s = dataclasses.replace(run, seed=int(seed))
+    t0 = time.perf_counter()
+    vs = _held_out(run_s)
+    info: dict[str, Any]
+    measures: dict[str, dict] = {}
+    if c.id == "E2":
+        model, info = _train_rdm(run_s, c, a, vs)
+        t1 = time.perf_counter()
+        I, T, R = vs.I.cpu(), vs.T.cpu(), vs.R.cpu()
+        rc = _batched(lambda x: model.detect(torch.cat([x, x], 1))[0], I)
+        measures["validation"] = {"rcmap_auc": rcmap_auc(rc, I, T, R), "rcmap_loss": _rcmap_loss(rc, I, T, R)}
+    else:
+        trainer = _train_la if c.method == "la" else _train_ts
+        model, info = trainer(run_s, c, a)
+        info["curve"] = _curve(info["run_dir"])
+        t1 = time.perf_counter()
+        if c.method == "la":
+            predict = lambda x: model(x).transmission  # noqa: E731
+        elif info["stage2_steps"]:
+            predict = lambda x: model(x).b_final  # noqa: E731
+        else:
+            predict = lambda x: model.initial(x)  # noqa: E731  (B_ini: the output of a stage-1-only run)
+        measures["validation"] = _validation_measures(_batched(predict, vs.I.to(run_s.device)), vs)
+        if "real" in c.measures:
+            real = _real_measures(run_s, predict, model)
+            measures.update(real["sets"])
+            info["inference_path"] = real["inference_path"]
+    info.setdefault("train_seconds", t1 - t0)
+    payload = {"claim": c.id, "arm": a.name, "label": a.label, "settings": a.settings, "seed": int(seed),
+               "measures": measures, "validation_images": list(vs.names), **info,
+               "eval_seconds": time.perf_counter() - t1}
+    save_result(run_s, exp, payload, seed=seed)
+    return load_result(run_s, exp, seed)
+
+
+def claim_runs(c: Claim | str) -> list[tuple[str, int]]:
+    """Every (arm, seed) of a claim, seed by seed (so each finished seed completes a pair)."""
+    c = claim(c) if isinstance(c, str) else c
+    return [(a.name, s) for s in c.seeds for a in c.arms]
+
+
+def claim_progress(run: RunConfig, cid: str) -> dict:
+    """``{"done", "total", "missing": [(arm, seed), ...]}`` from the stored results."""
+    c = claim(cid)
+    todo = claim_runs(c)
+    missing = [(a, s) for a, s in todo if not result_path(run, _experiment(c, a), s).is_file()]
+    return {"done": len(todo) - len(missing), "total": len(todo), "missing": missing}
+
+
+def run_claim(run: RunConfig, cid: str, seeds: Sequence[int] | None = None, verbose: bool = True) -> list[dict]:
+    """Run the claim's missing (arm, seed) runs in order, each stored as soon as it finishes."""
+    c = claim(cid)
+    out = []
+    for arm, seed in claim_runs(c):
+        if seeds is not None and seed not in seeds:
+            continue
+        done = result_path(run, _experiment(c, arm), seed).is_file() and not run.retrain
+        if verbose:
+            print(f"{c.id} {arm} seed {seed}: {'stored' if done else 'running'}", flush=True)
+        out.append(claim_run(run, c.id, arm, seed, verbose=verbose))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Summary and verdict
+# ----------------------------------------------------------------------------------------------------
+
+
+def _values(rec: dict, where: str, metric: str) -> tuple[list[float], list[str]] | None:
+    m = rec.get("measures", {})
+    if where == "real":
+        vals, keys = [], []
+        for name in REAL_SETS:
+            if name in m and metric in m[name]:
+                vals += m[name][metric]
+                keys += [f"{name}/{k}" for k in m[name].get("image", range(len(m[name][metric])))]
+        return (vals, keys) if vals else None
+    if where in m and metric in m[where]:
+        return m[where][metric], [str(i) for i in range(len(m[where][metric]))]
+    return None
+
+
+def _side(low: float, high: float) -> int:
+    """+1 when the interval lies above 0, −1 below, 0 when it contains 0 (or is undefined)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return 0
+    return +1 if low > 0 else -1 if high < 0 else 0
+
+
+def _verdict(low: float, high: float, expect: int) -> str:
+    side = _side(low, high)
+    if side == 0:
+        return "inconclusive at this scale"
+    return "agrees with the paper" if side == expect else "disagrees"
+
+
+def claim_summary(run: RunConfig, cid: str) -> dict:
+    """Arm means and the paired differences (reference − each other arm) with their intervals, per measure.
+
+    ``verdict`` (one of :data:`VERDICTS`, from the primary measure) is given only when every run is in;
+    until then it is None and ``progress`` says how many are done.
+    """
+    c = claim(cid)
+    prog = claim_progress(run, c.id)
+    recs: dict[tuple[str, int], dict] = {}
+    for a, s in claim_runs(c):
+        if (a, s) not in prog["missing"]:
+            recs[(a, s)] = load_result(run, _experiment(c, a), s)
+    wheres = sorted({w for r in recs.values() for w in r.get("measures", {})} | ({"real"} if "real" in c.measures else set()))
+    metrics = sorted({k for r in recs.values() for m in r.get("measures", {}).values() for k in m if k != "image"})
+    arms_means: dict[str, dict] = {}
+    for a in c.arms:
+        for where in wheres:
+            for metric in metrics:
+                vals = [v for s in c.seeds if (a.name, s) in recs
+                        for v in ((_values(recs[(a.name, s)], where, metric) or ([], []))[0])]
+                fin = [v for v in vals if isinstance(v, (int, float)) and math.isfinite(v)]
+                if fin:
+                    arms_means.setdefault(a.name, {})[f"{where}/{metric}"] = float(np.mean(fin))
+    contrasts = []
+    for other in c.arms[1:]:
+        rows = {}
+        for where in wheres:
+            for metric in metrics:
+                diffs = []
+                for s in c.seeds:
+                    ra, rb = recs.get((c.reference.name, s)), recs.get((other.name, s))
+                    if ra is None or rb is None:
+                        continue
+                    va, vb = _values(ra, where, metric), _values(rb, where, metric)
+                    if va is None or vb is None or va[1] != vb[1]:
+                        continue
+                    diffs.append(np.asarray(va[0], float) - np.asarray(vb[0], float))
+                if diffs:
+                    d = seed_paired_difference(diffs)
+                    d["direction"] = {+1: "reference higher", -1: "reference lower",
+                                      0: "no clear difference"}[_side(d["low"], d["high"])]
+                    rows[f"{where}/{metric}"] = d
+        key = f"{c.primary[0]}/{c.primary[1]}"
+        prim = rows.get(key)
+        verdict = None
+        if prog["done"] == prog["total"] and prim is not None:
+            verdict = _verdict(prim["low"], prim["high"], c.expect)
+        contrasts.append({"reference": c.reference.name, "other": other.name, "label": other.label,
+                          "differences": rows, "primary": prim, "verdict": verdict})
+    overall = None
+    if prog["done"] == prog["total"] and contrasts and all(x["verdict"] for x in contrasts):
+        vs = {x["verdict"] for x in contrasts}
+        overall = ("disagrees" if "disagrees" in vs else "agrees with the paper" if vs == {"agrees with the paper"}
+                   else "inconclusive at this scale")
+    provenance = [r.get("_provenance", {}) for r in recs.values()]
+    return {"id": c.id, "source": c.source, "claim": c.claim, "prediction": c.prediction, "paper": c.paper,
+            "steps": c.steps(run), "seeds": list(c.seeds), "preset": run.preset.name, "progress": prog,
+            "primary": list(c.primary), "arm_means": arms_means, "contrasts": contrasts, "verdict": overall,
+            "commits": sorted({p.get("commit") for p in provenance if p.get("commit")}),
+            "devices": sorted({p.get("device") for p in provenance if p.get("device")})}

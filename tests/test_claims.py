@@ -1,0 +1,142 @@
+"""The claim experiments (chapter 07): measures with known values, the seed-paired interval, verdicts, storage."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sirr import claims
+from sirr.config import ValidationConfig, resolve
+from sirr.metrics import seed_paired_difference
+from sirr.results import save_result
+
+
+def _run(tmp_path):
+    run = resolve("smoke", results_dir=str(tmp_path / "results"), data_root="none")
+    return dataclasses.replace(run, preset=dataclasses.replace(run.preset, validation=ValidationConfig(photos=4, size=32)))
+
+
+# -- measures ---------------------------------------------------------------------------------------
+
+
+def test_true_rcmap_recovers_the_confidence_that_composed_the_image():
+    g = torch.Generator().manual_seed(0)
+    T = 0.2 + 0.8 * torch.rand(2, 3, 8, 8, generator=g)
+    R = 0.3 * torch.rand(2, 3, 8, 8, generator=g)
+    c = torch.rand(2, 1, 8, 8, generator=g)
+    I = (1 - c) * T + R  # LA Eq. 7 with the true confidence c
+    assert torch.allclose(claims.true_rcmap(I, T, R), c, atol=1e-5)
+
+
+def test_rcmap_auc_is_one_for_a_perfect_ranking_and_zero_for_the_reverse():
+    T = torch.full((1, 3, 8, 8), 0.8)
+    R = torch.zeros_like(T)
+    c = torch.zeros(1, 1, 8, 8)
+    c[..., :4] = 0.9  # left half reflection-dominated
+    I = (1 - c) * T + R
+    assert claims.rcmap_auc(c, I, T, R) == [pytest.approx(1.0)]
+    assert claims.rcmap_auc(1 - c, I, T, R) == [pytest.approx(0.0)]
+    assert math.isnan(claims.rcmap_auc(c, T, T, R)[0])  # no reflection-dominated pixel: no ranking
+
+
+def _edges():
+    T = torch.zeros(1, 3, 32, 32)
+    T[..., :, 16:] = 0.8  # one vertical background edge
+    R = torch.zeros_like(T)
+    R[..., 16:, :] = 0.5  # one horizontal reflection edge
+    return T, R, (T + R).clamp(0, 1)
+
+
+def test_edge_energies_separate_the_two_layers():
+    T, R, I = _edges()
+    assert claims.reflection_edge_energy(I, I, T, R) == [pytest.approx(1.0)]
+    assert claims.reflection_edge_energy(T, I, T, R)[0] < 0.05  # the background alone has no reflection edge
+    assert claims.background_edge_energy(T, T, R) == [pytest.approx(1.0)]
+    assert claims.background_edge_energy(R, T, R)[0] < 0.05
+    assert claims.sharpness(T, T) == [pytest.approx(1.0)]
+    assert claims.sharpness(torch.full_like(T, 0.5), T)[0] < 1e-3  # flat: no gradient (kornia adds a tiny eps)
+
+
+# -- statistics and verdicts ------------------------------------------------------------------------
+
+
+def test_seed_paired_difference_counts_seed_to_seed_variation():
+    rng = np.random.default_rng(0)
+    one = seed_paired_difference([rng.normal(1.0, 0.1, 50)])
+    assert one["n_seeds"] == 1 and one["low"] > 0.9 and one["high"] < 1.1
+    split = seed_paired_difference([np.full(50, 1.0), np.full(50, -1.0)])
+    assert split["low"] <= -0.9 and split["high"] >= 0.9  # two seeds that disagree: the interval spans both
+    assert split["seed_means"] == [1.0, -1.0]
+    nan = seed_paired_difference([[math.nan, 2.0, 2.0]])
+    assert nan["n"] == 2 and nan["mean"] == 2.0
+    assert math.isnan(seed_paired_difference([])["mean"])
+
+
+@pytest.mark.parametrize("low,high,expect,verdict", [
+    (0.2, 1.0, +1, "agrees with the paper"), (-1.0, -0.2, +1, "disagrees"), (-1.0, -0.2, -1, "agrees with the paper"),
+    (-0.1, 0.3, +1, "inconclusive at this scale"), (math.nan, math.nan, +1, "inconclusive at this scale")])
+def test_verdict_follows_the_interval_and_the_predicted_sign(low, high, expect, verdict):
+    assert claims._verdict(low, high, expect) == verdict
+    assert verdict in claims.VERDICTS
+
+
+def test_every_claim_is_pre_registered_with_arms_seeds_and_a_measured_primary():
+    run = resolve("cpu")
+    for cid, c in claims.CLAIMS.items():
+        assert c.id == cid and len(c.arms) >= 2 and len(c.seeds) >= 2 and c.expect in (-1, 1)
+        assert c.primary[0] in c.measures and c.steps(run) > 0
+        assert len({a.name for a in c.arms}) == len(c.arms)
+    assert claims.claim("E1").steps(run) == run.preset.la.steps
+    assert claims.claim("e4").steps(run) == run.preset.ts.stage1_steps + run.preset.ts.stage2_steps
+    with pytest.raises(claims.ClaimError, match="unknown claim"):
+        claims.claim("E9")
+    with pytest.raises(claims.ClaimError, match="no arm"):
+        claims.claim("E1").arm("wo_pixel")
+
+
+def test_a_seed_outside_the_registration_is_refused(tmp_path):
+    with pytest.raises(claims.ClaimError, match="pre-registered"):
+        claims.claim_run(_run(tmp_path), "E3", "with_fr", 7)
+
+
+def _fake(run, cid, arm, seed, values):
+    save_result(dataclasses.replace(run, seed=seed), f"claims/{cid}/{arm}",
+                {"claim": cid, "arm": arm, "seed": seed, "measures": {"validation": {"rcmap_auc": values}}}, seed=seed)
+
+
+def test_no_verdict_until_every_run_is_in_then_one_from_the_interval(tmp_path):
+    run = _run(tmp_path)
+    c = claims.claim("E2")
+    _fake(run, "E2", "laplacian", 0, [0.9, 0.8, 0.85])
+    _fake(run, "E2", "edge", 0, [0.6, 0.5, 0.55])
+    part = claims.claim_summary(run, "E2")
+    assert part["progress"]["done"] == 2 and part["progress"]["total"] == len(c.arms) * len(c.seeds)
+    assert part["verdict"] is None and all(x["verdict"] is None for x in part["contrasts"])
+    assert part["contrasts"][0]["primary"]["mean"] == pytest.approx(0.3)  # a partial difference is still shown
+    for s in c.seeds:
+        _fake(run, "E2", "laplacian", s, [0.9, 0.8, 0.85])
+        _fake(run, "E2", "edge", s, [0.6, 0.5, 0.55])
+        _fake(run, "E2", "image_features", s, [0.95, 0.9, 0.92])
+    full = claims.claim_summary(run, "E2")
+    by_other = {x["other"]: x for x in full["contrasts"]}
+    assert by_other["edge"]["verdict"] == "agrees with the paper"
+    assert by_other["image_features"]["verdict"] == "disagrees"
+    assert by_other["image_features"]["differences"]["validation/rcmap_auc"]["direction"] == "reference lower"
+    assert full["verdict"] == "disagrees"  # one contrast against the paper decides the whole claim
+    assert claims.claim_progress(run, "E2")["missing"] == []
+
+
+@pytest.mark.slow
+def test_an_rdm_run_trains_stores_and_is_read_back(tmp_path):
+    run = _run(tmp_path)
+    rec = claims.claim_run(run, "E2", "laplacian", 0)
+    auc = rec["measures"]["validation"]["rcmap_auc"]
+    assert len(auc) == 4 and rec["steps"] == run.preset.la.steps and rec["trained_parameters"] > 0
+    assert rec["curve_rdm"][-1]["step"] == run.preset.la.steps
+    again = claims.claim_run(run, "E2", "laplacian", 0)  # stored: read, not retrained
+    assert again["measures"] == rec["measures"] and again["_path"] == rec["_path"]
+    assert claims.claim_progress(run, "E2")["done"] == 1
