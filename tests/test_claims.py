@@ -140,3 +140,4 @@ def test_an_rdm_run_trains_stores_and_is_read_back(tmp_path):
     again = claims.claim_run(run, "E2", "laplacian", 0)  # stored: read, not retrained
     assert again["measures"] == rec["measures"] and again["_path"] == rec["_path"]
     assert claims.claim_progress(run, "E2")["done"] == 1
+    assert {"rcmap_0", "true_rcmap_0"} <= set(rec["_images"])

@@ -67,6 +67,9 @@ REAL_SETS = ("real20", "sir2_postcard", "sir2_solidobject", "sir2_wild")
 #: Gradient quantile above which a pixel is on a layer's strong edges.
 EDGE_QUANTILE = 0.9
 
+#: Held-out triples (the first, by the validation set's order) whose outputs or RCMaps a run stores as PNGs.
+EXAMPLES = 3
+
 #: Measures where a lower value is better (for the direction of a verdict); the rest are higher-is-better.
 LOWER = frozenset({*LOWER_IS_BETTER, "rcmap_loss"})
 
@@ -401,12 +404,17 @@ def claim_run(run: RunConfig, cid: str, arm: str, seed: int, verbose: bool = Tru
     vs = _held_out(run_s)
     info: dict[str, Any]
     measures: dict[str, dict] = {}
+    images: dict[str, Any] = {}
     if c.id == "E2":
         model, info = _train_rdm(run_s, c, a, vs)
         t1 = time.perf_counter()
         I, T, R = vs.I.cpu(), vs.T.cpu(), vs.R.cpu()
         rc = _batched(lambda x: model.detect(torch.cat([x, x], 1))[0], I)
         measures["validation"] = {"rcmap_auc": rcmap_auc(rc, I, T, R), "rcmap_loss": _rcmap_loss(rc, I, T, R)}
+        truth = true_rcmap(I, T, R)
+        for i in range(min(EXAMPLES, I.shape[0])):  # grey maps, stored as RGB PNGs beside the record
+            images[f"rcmap_{i}"] = rc[i].expand(3, -1, -1).permute(1, 2, 0).numpy()
+            images[f"true_rcmap_{i}"] = truth[i].expand(3, -1, -1).permute(1, 2, 0).numpy()
     else:
         trainer = _train_la if c.method == "la" else _train_ts
         model, info = trainer(run_s, c, a)
@@ -418,16 +426,22 @@ def claim_run(run: RunConfig, cid: str, arm: str, seed: int, verbose: bool = Tru
             predict = lambda x: model(x).b_final  # noqa: E731
         else:
             predict = lambda x: model.initial(x)  # noqa: E731  (B_ini: the output of a stage-1-only run)
-        measures["validation"] = _validation_measures(_batched(predict, vs.I.to(run_s.device)), vs)
+        out = _batched(predict, vs.I.to(run_s.device))
+        measures["validation"] = _validation_measures(out, vs)
+        for i in range(min(EXAMPLES, out.shape[0])):
+            images[f"output_{i}"] = out[i].clamp(0, 1).permute(1, 2, 0).numpy()
         if "real" in c.measures:
             real = _real_measures(run_s, predict, model)
             measures.update(real["sets"])
             info["inference_path"] = real["inference_path"]
+    for i in range(min(EXAMPLES, len(vs))):  # the held-out triple itself, for figures beside the outputs
+        images[f"input_{i}"] = vs.I[i].float().cpu().permute(1, 2, 0).numpy()
+        images[f"truth_{i}"] = vs.T[i].float().cpu().permute(1, 2, 0).numpy()
     info.setdefault("train_seconds", t1 - t0)
     payload = {"claim": c.id, "arm": a.name, "label": a.label, "settings": a.settings, "seed": int(seed),
                "measures": measures, "validation_images": list(vs.names), **info,
                "eval_seconds": time.perf_counter() - t1}
-    save_result(run_s, exp, payload, seed=seed)
+    save_result(run_s, exp, payload, images=images, seed=seed)
     return load_result(run_s, exp, seed)
 
 
