@@ -292,8 +292,8 @@ def _curve(run_dir) -> list[dict]:
     if "val_psnr" not in m:
         return []
     v = m[m["val_psnr"].notna()]
-    return [{"step": int(r.step), "val_psnr": float(r.val_psnr), "val_ssim": float(getattr(r, "val_ssim", math.nan))}
-            for r in v.itertuples()]
+    return [{"step": int(r.step), "val_psnr": float(r.val_psnr), "val_ssim": float(getattr(r, "val_ssim", math.nan)),
+             "val_identity_psnr": float(getattr(r, "val_identity_psnr", math.nan))} for r in v.itertuples()]
 
 
 def _real_measures(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], model) -> dict[str, dict]:

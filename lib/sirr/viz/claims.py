@@ -1,0 +1,156 @@
+"""Chapter 07's views of the claim experiments (:mod:`sirr.claims`): the pre-registration table, one result
+table per claim, and one figure per claim that shows the effect, all read from the stored runs."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from sirr import claims as cl
+from sirr.config import RunConfig
+from sirr.results import load_image, load_result
+from sirr.viz.style import wrap_title
+
+__all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "status_frame"]
+
+#: Names of the measures as the chapter prints them (lower-is-better ones say so).
+MEASURE_NAMES = {
+    "psnr_la": "PSNR (dB)", "ssim_la": "SSIM", "lpips": "LPIPS (lower is better)",
+    "reflection_edge_energy": "reflection-edge energy kept (lower: fewer reflection edges)",
+    "background_edge_energy": "background-edge energy kept", "sharpness": "sharpness (gradient energy / truth's)",
+    "rcmap_auc": "RCMap AUC for reflection-dominated pixels", "rcmap_loss": "L_Ĉ, Eq. 8 (lower is better)",
+}
+WHERE_NAMES = {"validation": "held-out synthetic triples", "real": "real photos (real20 + SIR², pooled)"}
+
+
+def registration_frame(run: RunConfig) -> pd.DataFrame:
+    """One row per claim as registered before it ran: claim, prediction, arms, seeds, steps, primary measure."""
+    rows = []
+    for c in cl.CLAIMS.values():
+        where, metric = c.primary
+        rows.append({"id": c.id, "paper": c.source, "claim": c.claim, "our prediction": c.prediction,
+                     "arms": " vs ".join(a.label for a in c.arms), "seeds": ", ".join(map(str, c.seeds)),
+                     "steps per arm": c.steps(run),
+                     "decided by": f"{MEASURE_NAMES.get(metric, metric)} on {WHERE_NAMES.get(where, where)}"})
+    return pd.DataFrame(rows).set_index("id")
+
+
+def status_frame(run: RunConfig) -> pd.DataFrame:
+    """One row per claim: runs done of all, and the verdict (none until every run is in)."""
+    rows = []
+    for cid in cl.CLAIMS:
+        s = cl.claim_summary(run, cid)
+        p = s["progress"]
+        rows.append({"id": cid, "paper": s["source"], "runs done": f"{p['done']} of {p['total']}",
+                     "verdict": s["verdict"] or "—"})
+    return pd.DataFrame(rows).set_index("id")
+
+
+def _fmt(d: dict) -> str:
+    return f"{d['mean']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]" if math.isfinite(d.get("low", math.nan)) \
+        else f"{d['mean']:+.3g}"
+
+
+def claim_frame(summary: dict) -> pd.DataFrame | None:
+    """The claim's table: each measure (rows) with the arms' means and the paired difference reference − other
+    with its 95% interval over seeds and images; the primary measure first. None before any run is in."""
+    if not summary["arm_means"]:
+        return None
+    primary = "/".join(summary["primary"])
+    keys = sorted({k for c in summary["contrasts"] for k in c["differences"]}, key=lambda k: (k != primary, k))
+    rows = []
+    for k in keys:
+        where, metric = k.split("/", 1)
+        row = {"measure": MEASURE_NAMES.get(metric, metric) + (" ← decides" if k == primary else ""),
+               "on": WHERE_NAMES.get(where, where)}
+        for arm, means in summary["arm_means"].items():
+            row[arm] = means.get(k, math.nan)
+        for c in summary["contrasts"]:
+            d = c["differences"].get(k)
+            row[f"{c['reference']} − {c['other']} [95%]"] = _fmt(d) if d else ""
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["measure", "on"])
+
+
+def claim_sentence(summary: dict) -> str:
+    """The claim's verdict in one line with its numbers and provenance, or how many runs are still missing."""
+    p = summary["progress"]
+    where = f"`{summary['preset']}` preset, {summary['steps']} steps per arm, seeds {summary['seeds']}"
+    if summary["verdict"] is None:
+        return (f"**{summary['id']}: no verdict yet** — {p['done']} of {p['total']} runs are in ({where}); "
+                "a verdict is drawn only when every run of the experiment is.")
+    parts = []
+    for c in summary["contrasts"]:
+        d = c["primary"]
+        parts.append(f"{c['reference']} − {c['other']}: {_fmt(d)} ({d['n_seeds']} seeds, {d['n']} paired values)")
+    commits = ", ".join(summary.get("commits") or []) or "unknown"
+    return (f"**{summary['id']}: {summary['verdict']}.** " + "; ".join(parts)
+            + f". Paper: {summary['paper']}. ({where}; commit {commits}.)")
+
+
+def _curves(ax, run: RunConfig, c: cl.Claim) -> bool:
+    drew = False
+    ident = None
+    for i, arm in enumerate(c.arms):
+        curves = []
+        for s in c.seeds:
+            rec = load_result(run, f"claims/{c.id}/{arm.name}", s)
+            if rec and rec.get("curve"):
+                curves.append(rec["curve"])
+        if not curves:
+            continue
+        steps = [p["step"] for p in curves[0]]
+        vals = np.array([[p["val_psnr"] for p in cv][: len(steps)] for cv in curves if len(cv) >= len(steps)])
+        ax.plot(steps, vals.mean(0), color=f"C{i}", lw=1.5, marker="o", ms=2.5, label=f"{arm.label} (mean of {len(vals)} seeds)")
+        if len(vals) > 1:
+            ax.fill_between(steps, vals.min(0), vals.max(0), color=f"C{i}", alpha=0.2, lw=0)
+        ident = curves[0][-1].get("val_identity_psnr", ident)
+        drew = True
+    if drew:
+        if ident is not None and math.isfinite(ident):
+            ax.axhline(ident, color="0.4", ls="--", lw=1, label=f"identity (input) {ident:.2f} dB")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("validation PSNR (dB)")
+        ax.legend(fontsize=7)
+    return drew
+
+
+def claim_figure(run: RunConfig, cid: str, seed: int = 0, n: int = 2):
+    """The figure that shows the claim's effect, from the stored runs of ``seed`` (None when they are missing):
+
+    - E2: the true confidence C* and each arm's RCMap on held-out triples;
+    - E3: B_ini with and without L_FR beside the input and the truth;
+    - E1, E4: validation PSNR by step, the mean over seeds with the min-max band, and the identity line.
+    """
+    c = cl.claim(cid)
+    if c.id in ("E1", "E4"):
+        fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+        if not _curves(ax, run, c):
+            plt.close(fig)
+            return None
+        ax.set_title(wrap_title(f"{c.id}: {c.claim}", 70), fontsize=10)
+        return fig
+    recs = [load_result(run, f"claims/{c.id}/{a.name}", seed) for a in c.arms]
+    if any(r is None for r in recs):
+        return None
+    cols = [("input I", recs[0], "input")]
+    if c.id == "E2":
+        cols.append(("true C* (Eq. 7-8)", recs[0], "true_rcmap"))
+        cols += [(f"Ĉ: {a.label}", r, "rcmap") for a, r in zip(c.arms, recs)]
+    else:
+        cols += [(f"B_ini: {a.label}", r, "output") for a, r in zip(c.arms, recs)]
+    cols.append(("ground truth T", recs[0], "truth"))
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.9 * len(cols), 2.0 * n), layout="constrained", squeeze=False)
+    for i in range(n):
+        for j, (title, rec, key) in enumerate(cols):
+            ax = axes[i, j]
+            img = load_image(rec, f"{key}_{i}")
+            ax.imshow(img[..., 0] if key in ("rcmap", "true_rcmap") else img,
+                      cmap="magma" if key in ("rcmap", "true_rcmap") else None, vmin=0, vmax=1)
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(wrap_title(title, 22), fontsize=8)
+    return fig
