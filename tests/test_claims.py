@@ -141,3 +141,33 @@ def test_an_rdm_run_trains_stores_and_is_read_back(tmp_path):
     assert again["measures"] == rec["measures"] and again["_path"] == rec["_path"]
     assert claims.claim_progress(run, "E2")["done"] == 1
     assert {"rcmap_0", "true_rcmap_0"} <= set(rec["_images"])
+
+
+def test_loss_shares_weight_each_term_by_its_lambda():
+    import pandas as pd
+
+    m = pd.DataFrame({"phase": ["train", "train"], "comp": [1.0, 1.0], "perceptual": [1.0, 1.0], "mix": [1.0, 1.0],
+                      "adv": [-1.0, -1.0], "total": [1.0, 1.0]})
+    shares = claims.la_loss_shares(m)  # λ = 0.4, 0.2, 0.4, 0.01 on equal magnitudes
+    assert shares["λ4 L_adv"] == pytest.approx(0.01 / 1.01) and sum(shares.values()) == pytest.approx(1.0)
+    ts = pd.DataFrame({"phase": ["stage1", "stage2"], "rec": [9.0, 1.0], "adv": [0.0, 1.0], "total": [9.0, 1.0]})
+    s2 = claims.ts_stage2_loss_shares(ts)  # only the stage-2 row counts; λ4 = 0.05
+    assert s2["−λ4 D(F2(z))"] == pytest.approx(0.05 / 1.05)
+
+
+def test_every_table_row_is_either_tested_or_given_a_reason():
+    from sirr.registry import TABLES
+
+    for table, (_, variants, _) in TABLES.items():
+        for row in variants:
+            tested = claims.TESTED_BY.get((table, row))
+            assert (tested in claims.CLAIMS) != bool(claims.untested_reason(table, row))
+    assert claims.paper_gaps(__import__("sirr").paper_numbers.LA_TABLE3, "ours") == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_pipeline_check_leaves_no_result_behind(tmp_path):
+    run = resolve("smoke", results_dir=str(tmp_path / "results"), data_root="none")
+    line = claims.pipeline_check(run)
+    assert "read back identically" in line and "not evidence" in line
+    assert not (tmp_path / "results").exists()

@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 
 from sirr import claims as cl
+from sirr.registry import TABLES
 from sirr.config import RunConfig
 from sirr.results import load_image, load_result
 from sirr.viz.style import wrap_title
 
-__all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "status_frame"]
+__all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "status_frame", "coverage_frame",
+           "loss_share_frame"]
 
 #: Names of the measures as the chapter prints them (lower-is-better ones say so).
 MEASURE_NAMES = {
@@ -154,3 +156,39 @@ def claim_figure(run: RunConfig, cid: str, seed: int = 0, n: int = 2):
             if i == 0:
                 ax.set_title(wrap_title(title, 22), fontsize=8)
     return fig
+
+
+TABLE_NAMES = {"la2": "LA Table 2", "la3": "LA Table 3", "ts": "TS Table I / Fig. 1"}
+
+
+def coverage_frame(run: RunConfig) -> pd.DataFrame:
+    """Every row of the papers' ablation tables: the paper's gap to the full method (mean of its PSNR columns),
+    the claim experiment that tests it with that experiment's verdict, or why none does."""
+    verdicts = {cid: cl.claim_summary(run, cid) for cid in cl.CLAIMS}
+    rows = []
+    for table, (_, variants, paper) in TABLES.items():
+        ref = "ours" if "ours" in paper else "proposed"
+        for name, v in variants.items():
+            gap = math.nan
+            if name in paper and ref in paper:
+                cols = [k for k in paper[ref] if k.endswith("psnr") and k in paper[name]]
+                gap = float(np.mean([paper[ref][k] - paper[name][k] for k in cols])) if cols else math.nan
+            cid = cl.TESTED_BY.get((table, name))
+            s = verdicts.get(cid) if cid else None
+            status = (f"{cid}: {s['verdict'] or 'no verdict yet'} ({s['progress']['done']} of "
+                      f"{s['progress']['total']} runs)") if s else "not tested"
+            rows.append({"table": TABLE_NAMES.get(table, table), "row": v.label,
+                         "paper gap (dB)": gap, "status": status,
+                         "why not tested": cl.untested_reason(table, name) or ""})
+    return pd.DataFrame(rows).set_index(["table", "row"])
+
+
+def loss_share_frame(la_metrics: pd.DataFrame | None, ts_metrics: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The weighted loss terms' mean shares in the stored `cpu` trainings (LA Eq. 15; TS Eq. 7, stage 2)."""
+    rows = []
+    if la_metrics is not None:
+        rows += [{"loss": "LA, Eq. 15", "term": k, "mean share": v} for k, v in cl.la_loss_shares(la_metrics).items()]
+    if ts_metrics is not None:
+        rows += [{"loss": "TS stage 2, Eq. 7", "term": k, "mean share": v}
+                 for k, v in cl.ts_stage2_loss_shares(ts_metrics).items()]
+    return pd.DataFrame(rows).set_index(["loss", "term"]) if rows else None
