@@ -161,6 +161,28 @@ def test_stage_book_mirrors_the_repo_and_drops_missing_chapters(tmp_path):
     # the GPU page's timing tables are generated into the staged copy; without reports they say so
     generated = (src / "book" / "_generated" / "gpu_times.md").read_text()
     assert "No GPU bench report is stored" in generated
+    status = (src / "book" / "_generated" / "status.md").read_text()  # the intro's table, with nothing stored
+    assert status.count("**not run**") >= 5 and "**reproduced**" in status  # the parameter count needs no run
+
+
+def test_status_rows_follow_the_stored_results(tmp_path):
+    import dataclasses
+
+    from sirr.book.status import STATUSES, status_rows
+    from sirr.config import RunConfig, get_preset
+    from sirr.results import save_result
+
+    run = RunConfig(preset=get_preset("cpu"), results_dir=tmp_path)
+    before = {r["claim or number"]: r for r in status_rows(tmp_path)}
+    assert all(r["status"].split(" (")[0] in STATUSES for r in before.values())
+    d = {"mean": 0.7, "low": 0.2, "high": 1.1, "verdict": "better", "n": 2}
+    save_result(dataclasses.replace(run, seed=0), "la/full",
+                {"steps": 650, "scores": {"real20": {"per_image": {"psnr_la": [19.0, 21.0]}}},
+                 "vs_identity": {"real20": {"psnr_la": d}}}, seed=0)
+    rows = {r["claim or number"]: r for r in status_rows(tmp_path)}
+    la = next(r for k, r in rows.items() if k.startswith("LA Table 1"))
+    assert la["status"] == "not reached at this compute" and la["ours"].startswith("20.00 dB")
+    assert rows["removes reflections: better than the input on real20"]["status"] == "agrees at CPU scale"
 
 
 def test_gpu_time_tables_come_from_the_stored_reports(tmp_path):

@@ -38,6 +38,7 @@ from typing import Iterable, Sequence
 
 from sirr.atomic import atomic_write_text
 from sirr.book.gpu_page import GENERATED, time_tables
+from sirr.book.status import STATUS_GENERATED, status_markdown
 from sirr.config import REPO_ROOT, get_preset
 
 log = logging.getLogger(__name__)
@@ -302,6 +303,8 @@ def stage_book(root, src_dir) -> list[str]:
 
     # The GPU page's timing tables, from the stored bench reports (sirr.book.gpu_page): never typed by hand.
     atomic_write_text(src_dir / GENERATED, time_tables(root / "results"))
+    # The intro's status table, from the stored results (sirr.book.status): never typed by hand.
+    atomic_write_text(src_dir / STATUS_GENERATED, status_markdown(root / "results"))
     toc, dropped = _filter_toc(toc, present)
     head = "# Staged by sirr.book: the repository's _toc.yml without chapters that have no executed copy.\n"
     atomic_write_text(src_dir / "_toc.yml", head + yaml.safe_dump(toc, sort_keys=False))

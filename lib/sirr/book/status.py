@@ -1,0 +1,109 @@
+"""The intro's status table: one row per claim or number of each paper and where this book stands on it.
+
+Written at build time from the results store (:func:`status_markdown`, staged as ``book/_generated/status.md``
+and included by ``book/intro.md``), never typed. The statuses:
+
+- ``reproduced``: our number equals the paper's (e.g. the released network's parameter count);
+- ``agrees at CPU scale``: a claim experiment's interval lies on the paper's side;
+- ``disagrees at CPU scale``: it lies on the other side;
+- ``inconclusive``: the interval contains 0 (or a model is not clearly better than the input);
+- ``not reached at this compute``: a paper number far above what the trained `cpu` model reaches;
+- ``not run``: nothing stored yet (``k of n runs`` while an experiment fills in).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from sirr import paper_numbers
+from sirr.config import RunConfig, get_preset
+from sirr.results import load_result
+
+__all__ = ["status_rows", "status_markdown", "STATUS_GENERATED", "STATUSES"]
+
+#: Where the staged book gets the generated table (relative to the staged root).
+STATUS_GENERATED = Path("book") / "_generated" / "status.md"
+
+STATUSES = ("reproduced", "agrees at CPU scale", "disagrees at CPU scale", "inconclusive",
+            "not reached at this compute", "not run")
+
+#: The three SIR² sets whose pooled images TS Table I's "SIR² average" is compared with.
+SIR2 = ("sir2_postcard", "sir2_solidobject", "sir2_wild")
+
+_CLAIM_STATUS = {"agrees with the paper": "agrees at CPU scale", "disagrees": "disagrees at CPU scale",
+                 "inconclusive at this scale": "inconclusive"}
+
+
+def _cpu(results_dir: Path) -> RunConfig:
+    return RunConfig(preset=get_preset("cpu"), results_dir=results_dir)
+
+
+def _parameters_row() -> dict:
+    from sirr.models.location_aware import LocationAware
+
+    n = sum(p.numel() for p in LocationAware().parameters())
+    paper = paper_numbers.LA_COST["parameters"]
+    return {"paper": "LA", "claim or number": f"the released network has {paper_numbers.LA_COST['parameters_paper_rounded']} "
+                                              "parameters",
+            "ours": f"{n:,} parameters", "status": "reproduced" if n == paper else "not reached at this compute",
+            "where": "03_location_aware_model"}
+
+
+def _pooled_psnr(res: dict, datasets: tuple[str, ...]) -> float | None:
+    vals = [v for d in datasets for v in ((res.get("scores") or {}).get(d, {}).get("per_image", {}).get("psnr_la") or [])]
+    vals = [v for v in vals if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: float, datasets: tuple[str, ...]) -> list[dict]:
+    res = load_result(run, f"{method}/full", 0)
+    number = f"{paper_label}: {paper_value:.2f} dB"
+    if res is None:
+        return [{"paper": method.upper(), "claim or number": number, "ours": "—", "status": "not run",
+                 "where": "06_evaluation"}]
+    ours = _pooled_psnr(res, datasets)
+    rows = [{"paper": method.upper(), "claim or number": number,
+             "ours": f"{ours:.2f} dB (`cpu` model of record, step {res.get('steps')})" if ours is not None else "—",
+             "status": ("not run" if ours is None else "reproduced" if ours >= paper_value - 0.5
+                        else "not reached at this compute"), "where": "06_evaluation"}]
+    vs = (res.get("vs_identity") or {}).get("real20", {}).get("psnr_la")
+    if vs:
+        status = {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(vs["verdict"], "inconclusive")
+        rows.append({"paper": method.upper(), "claim or number": "removes reflections: better than the input on real20",
+                     "ours": f"{vs['mean']:+.2f} dB [{vs['low']:+.2f}, {vs['high']:+.2f}] vs identity",
+                     "status": status, "where": "06_evaluation"})
+    return rows
+
+
+def status_rows(results_dir: str | Path) -> list[dict]:
+    """The rows of the status table, from the stored results under ``results_dir``."""
+    from sirr import claims
+
+    run = _cpu(Path(results_dir))
+    rows = [_parameters_row()]
+    rows += _model_rows(run, "la", "LA Table 1, real20 PSNR", paper_numbers.LA_TABLE1["real20"]["psnr"], ("real20",))
+    rows += _model_rows(run, "ts", "TS Table I, SIR² average PSNR", paper_numbers.TS_TABLE1["proposed"], SIR2)
+    for cid in claims.CLAIMS:
+        s = claims.claim_summary(run, cid)
+        p = s["progress"]
+        if s["verdict"]:
+            status = _CLAIM_STATUS[s["verdict"]]
+        else:
+            status = "not run" if p["done"] == 0 else f"not run ({p['done']} of {p['total']} runs in)"
+        prim = next((x["primary"] for x in s["contrasts"] if x.get("primary")), None)
+        ours = (f"{prim['mean']:+.3g} [{prim['low']:+.3g}, {prim['high']:+.3g}]"
+                if prim and s["verdict"] else "—")
+        rows.append({"paper": s["source"].split()[0], "claim or number": f"{cid}: {s['claim']}", "ours": ours,
+                     "status": status, "where": "07_ablations"})
+    return rows
+
+
+def status_markdown(results_dir: str | Path) -> str:
+    """The status table as Markdown, each row linking to its chapter (for ``book/intro.md``)."""
+    lines = ["| paper | claim or number | ours | status |", "| --- | --- | --- | --- |"]
+    for r in status_rows(results_dir):
+        claim = r["claim or number"].replace("|", "\\|")
+        lines.append(f"| {r['paper']} | {claim} ({{doc}}`chapter <../notebooks/{r['where']}>`) | {r['ours']} | "
+                     f"**{r['status']}** |")
+    return "\n".join(lines) + "\n"
