@@ -20,7 +20,7 @@ from sirr import paper_numbers
 from sirr.config import RunConfig, get_preset
 from sirr.results import load_result
 
-__all__ = ["status_rows", "status_markdown", "STATUS_GENERATED", "STATUSES"]
+__all__ = ["status_rows", "status_markdown", "chapter_verdict", "STATUS_GENERATED", "STATUSES"]
 
 #: Where the staged book gets the generated table (relative to the staged root).
 STATUS_GENERATED = Path("book") / "_generated" / "status.md"
@@ -30,6 +30,9 @@ STATUSES = ("reproduced", "agrees at CPU scale", "disagrees at CPU scale", "inco
 
 #: The three SIR² sets whose pooled images TS Table I's "SIR² average" is compared with.
 SIR2 = ("sir2_postcard", "sir2_solidobject", "sir2_wild")
+
+#: The chapter that trains each method (its rows are also shown there).
+TRAINING_CHAPTER = {"la": "04_train_location_aware", "ts": "05_two_stage"}
 
 _CLAIM_STATUS = {"agrees with the paper": "agrees at CPU scale", "disagrees": "disagrees at CPU scale",
                  "inconclusive at this scale": "inconclusive"}
@@ -47,7 +50,7 @@ def _parameters_row() -> dict:
     return {"paper": "LA", "claim or number": f"the released network has {paper_numbers.LA_COST['parameters_paper_rounded']} "
                                               "parameters",
             "ours": f"{n:,} parameters", "status": "reproduced" if n == paper else "not reached at this compute",
-            "where": "03_location_aware_model"}
+            "where": "03_location_aware_model", "also": ()}
 
 
 def _pooled_psnr(res: dict, datasets: tuple[str, ...]) -> float | None:
@@ -59,20 +62,21 @@ def _pooled_psnr(res: dict, datasets: tuple[str, ...]) -> float | None:
 def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: float, datasets: tuple[str, ...]) -> list[dict]:
     res = load_result(run, f"{method}/full", 0)
     number = f"{paper_label}: {paper_value:.2f} dB"
+    also = (TRAINING_CHAPTER[method],)
     if res is None:
         return [{"paper": method.upper(), "claim or number": number, "ours": "—", "status": "not run",
-                 "where": "06_evaluation"}]
+                 "where": "06_evaluation", "also": also}]
     ours = _pooled_psnr(res, datasets)
     rows = [{"paper": method.upper(), "claim or number": number,
              "ours": f"{ours:.2f} dB (`cpu` model of record, step {res.get('steps')})" if ours is not None else "—",
              "status": ("not run" if ours is None else "reproduced" if ours >= paper_value - 0.5
-                        else "not reached at this compute"), "where": "06_evaluation"}]
+                        else "not reached at this compute"), "where": "06_evaluation", "also": also}]
     vs = (res.get("vs_identity") or {}).get("real20", {}).get("psnr_la")
     if vs:
         status = {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(vs["verdict"], "inconclusive")
         rows.append({"paper": method.upper(), "claim or number": "removes reflections: better than the input on real20",
                      "ours": f"{vs['mean']:+.2f} dB [{vs['low']:+.2f}, {vs['high']:+.2f}] vs identity",
-                     "status": status, "where": "06_evaluation"})
+                     "status": status, "where": "06_evaluation", "also": also})
     return rows
 
 
@@ -95,7 +99,8 @@ def status_rows(results_dir: str | Path) -> list[dict]:
         ours = (f"{prim['mean']:+.3g} [{prim['low']:+.3g}, {prim['high']:+.3g}]"
                 if prim and s["verdict"] else "—")
         rows.append({"paper": s["source"].split()[0], "claim or number": f"{cid}: {s['claim']}", "ours": ours,
-                     "status": status, "where": "07_ablations"})
+                     "status": status, "where": "07_ablations", "short": f"{cid} ({s['source']})",
+                     "also": (TRAINING_CHAPTER[claims.claim(cid).method],)})
     return rows
 
 
@@ -107,3 +112,14 @@ def status_markdown(results_dir: str | Path) -> str:
         lines.append(f"| {r['paper']} | {claim} ({{doc}}`chapter <../notebooks/{r['where']}>`) | {r['ours']} | "
                      f"**{r['status']}** |")
     return "\n".join(lines) + "\n"
+
+
+def chapter_verdict(run, chapter: str) -> str:
+    """The opening verdict of a chapter (``chapter``: its notebook stem, e.g. ``"04_train_location_aware"``): the
+    status rows that link to it, from the stored results, as one Markdown paragraph."""
+    rows = [r for r in status_rows(run.results_dir) if chapter == r["where"] or chapter in r.get("also", ())]
+    if not rows:
+        return "**Verdict.** This chapter trains nothing; what it measures is computed on this page."
+    parts = [f"{r.get('short') or r['claim or number']}: **{r['status']}**" + (f" ({r['ours']})" if r["ours"] != "—" else "")
+             for r in rows]
+    return "**Verdict, from the stored `cpu` results.** " + "; ".join(parts) + "."
