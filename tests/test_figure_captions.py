@@ -279,3 +279,14 @@ def test_every_changed_figure_draws_with_constrained_layout(tmp_path):
         assert fig.get_layout_engine() is not None and type(fig.get_layout_engine()).__name__ == \
             "ConstrainedLayoutEngine"
         figures.save_figure(fig, f"99_draw_{k}", figures_dir=tmp_path, display=False)
+
+
+def test_a_smoke_weight_figure_is_a_collapsed_pipeline_check_line_not_a_figure(tmp_path, shown):
+    smoke = run_of(tmp_path)
+    png = figures.save_figure(small_figure(), "04_outputs", run=smoke, caption="Outputs.", figures_dir=tmp_path,
+                              trained=True)
+    figures.save_figure(small_figure(), "04_data", run=smoke, caption="Data.", figures_dir=tmp_path)
+    (check, plain), (data_html, data_plain) = shown
+    assert check.startswith('<details class="sirr-pipeline-check">') and "<figure" not in check
+    assert plain.startswith("pipeline check: 04_outputs") and png.is_file()  # still written, for CI
+    assert data_plain.startswith("Figure 4.1.")  # a data figure is numbered as if the check were not there

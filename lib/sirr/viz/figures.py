@@ -35,6 +35,7 @@ __all__ = [
     "caption_html",
     "reset_figure_numbers",
     "FigurePath",
+    "pipeline_check_html",
 ]
 
 FIGURES_DIR = REPO_ROOT / "figures"
@@ -263,8 +264,19 @@ def save_figure(fig, name: str, run=None, caption: str = "", figures_dir: str | 
             "smoke_stamp": stamped, "dpi": dpi, **provenance(run)}
     atomic_write_text(out_dir / f"{name}.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if _ipython_active() if display is None else display:
-        number = figure_number(name)
-        _display_html(figure_html(data, name, number, text, dpi), f"Figure {number}. {text}")
+        if stamped:  # smoke weights: a pipeline check, never a figure of the reader's book (one collapsed line)
+            _display_html(pipeline_check_html(name), f"pipeline check: {name} drawn from smoke weights (not shown)")
+        else:
+            number = figure_number(name)
+            _display_html(figure_html(data, name, number, text, dpi), f"Figure {number}. {text}")
         plt.close(fig)
         png._sirr_displayed = True
     return png
+
+
+def pipeline_check_html(name: str) -> str:
+    """The one collapsed line a chapter shows instead of a figure drawn from ``smoke`` weights."""
+    return (f'<details class="sirr-pipeline-check"><summary>pipeline check: <code>{html.escape(name)}</code> was drawn '
+            "from <code>smoke</code> weights and is not shown</summary>A few training steps make no reflection "
+            "remover; the figure is written to <code>figures/</code> for CI only. The stored <code>cpu</code> "
+            "results are the evidence this book shows.</details>")
