@@ -290,3 +290,16 @@ def test_a_smoke_weight_figure_is_a_collapsed_pipeline_check_line_not_a_figure(t
     assert check.startswith('<details class="sirr-pipeline-check">') and "<figure" not in check
     assert plain.startswith("pipeline check: 04_outputs") and png.is_file()  # still written, for CI
     assert data_plain.startswith("Figure 4.1.")  # a data figure is numbered as if the check were not there
+
+
+def test_smoke_scores_are_a_pipeline_check_line_and_other_scores_a_table(tmp_path, shown, monkeypatch):
+    import pandas as pd
+
+    shown_tables = []
+    monkeypatch.setattr("IPython.display.display", lambda x, *a, **k: shown_tables.append(x))
+    df = pd.DataFrame({"psnr": [20.0]})
+    figures.show_scores(df, run_of(tmp_path), "ch04 scores")
+    assert shown[-1][1].startswith("pipeline check: ch04 scores") and not shown_tables
+    demo = SimpleNamespace(**{**vars(run_of(tmp_path)), "preset": SimpleNamespace(name="demo", vgg_weights="auto")})
+    figures.show_scores(df, demo, "ch04 scores")
+    assert shown_tables == [df]

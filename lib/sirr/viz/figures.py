@@ -36,6 +36,7 @@ __all__ = [
     "reset_figure_numbers",
     "FigurePath",
     "pipeline_check_html",
+    "show_scores",
 ]
 
 FIGURES_DIR = REPO_ROOT / "figures"
@@ -274,9 +275,20 @@ def save_figure(fig, name: str, run=None, caption: str = "", figures_dir: str | 
     return png
 
 
-def pipeline_check_html(name: str) -> str:
+def show_scores(table, run, what: str) -> None:
+    """Display ``table`` (scores of a model trained at ``run``'s preset); at ``smoke`` only one collapsed
+    pipeline-check line says it was computed (smoke scores are never a table of the reader's book)."""
+    from IPython.display import display
+
+    if is_smoke(run):
+        _display_html(pipeline_check_html(what, "table"), f"pipeline check: {what} computed from smoke weights (not shown)")
+    else:
+        display(table)
+
+
+def pipeline_check_html(name: str, kind: str = "figure") -> str:
     """The one collapsed line a chapter shows instead of a figure drawn from ``smoke`` weights."""
-    return (f'<details class="sirr-pipeline-check"><summary>pipeline check: <code>{html.escape(name)}</code> was drawn '
-            "from <code>smoke</code> weights and is not shown</summary>A few training steps make no reflection "
-            "remover; the figure is written to <code>figures/</code> for CI only. The stored <code>cpu</code> "
-            "results are the evidence this book shows.</details>")
+    where = "the figure is written to <code>figures/</code> for CI only" if kind == "figure" else "the numbers are stored for CI only"
+    return (f'<details class="sirr-pipeline-check"><summary>pipeline check: the {kind} <code>{html.escape(name)}</code> '
+            f"comes from <code>smoke</code> weights and is not shown</summary>A few training steps make no reflection "
+            f"remover; {where}. The stored <code>cpu</code> results are the evidence this book shows.</details>")
