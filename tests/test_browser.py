@@ -131,6 +131,18 @@ def test_every_figure_in_a_chapter_is_numbered_and_captioned(book):
     assert not problems, "\n".join(problems)
 
 
+def test_no_page_shows_a_figure_of_smoke_weights(book):
+    """A figure drawn from smoke weights becomes a collapsed pipeline-check line (sirr.viz.save_figure): every
+    numbered figure of the built book is data, a non-learned operator, or a stored trained result."""
+    shown = set()
+    for page, text in _built_pages(book).items():
+        shown |= {(page, name) for name in re.findall(r'<figure class="sirr-figure" id="fig-([^"]+)"', text)}
+    assert shown, "no numbered figure found in the built book"
+    smoke = [f"{page}: {name}" for page, name in sorted(shown)
+             if json.loads((REPO_ROOT / "figures" / f"{name}.json").read_text()).get("smoke_stamp")]
+    assert not smoke, "figures of smoke weights shown to readers:\n" + "\n".join(smoke)
+
+
 def test_no_absolute_path_of_the_build_machine(book):
     """Paths inside the repository are printed relative to its root (sirr.messages.repo_relative): the
     built book must not show where the machine that built it keeps the checkout."""
