@@ -406,7 +406,8 @@ def committed(run, method: str = "la", preset: str = "cpu", seed: int = 0) -> Tr
         return None
     path, entry = found
     model = get_method(method).load(path, device=run.device).eval()
-    return TrainedModel(method, f"full@{preset}", model, path, entry.get("steps"), False)
+    step = entry.get("selected_step", entry.get("steps"))  # the best-validation step the weights are from
+    return TrainedModel(method, f"full@{preset}", model, path, step, False)
 
 
 def run_note(*models: TrainedModel | None) -> str:
