@@ -231,6 +231,18 @@ def ablation_dataset(run: RunConfig) -> str:
     return FALLBACK_DATASET
 
 
+def _found(run: RunConfig, name: str) -> str:
+    """How many of ``name``'s images are under the data root, e.g. ``"60 of 199"`` (a partial copy says so)."""
+    from sirr.data.datasets import find_dataset
+
+    try:
+        n = len(find_dataset(name, _root_arg(run))[1])
+    except (FileNotFoundError, ValueError):
+        return "not present"
+    count = getattr(DATASETS[name], "count", None)
+    return f"{n} of {count}" if count else str(n)
+
+
 def dataset_inventory(run: RunConfig):
     """DataFrame of every known dataset: present or not under the data root, ground truth, where published."""
     present = set(_present(run))
@@ -241,7 +253,7 @@ def dataset_inventory(run: RunConfig):
             "dataset": name,
             "what": getattr(spec, "title", name),
             "images (published)": "?" if count is None else str(count),
-            "present": "yes" if name in present else "not present",
+            "present (images found)": _found(run, name) if name in present else "not present",
             "ground truth": "yes" if getattr(spec, "has_ground_truth", False) else "no",
             "used here for": ("scores (Table 1 layout)" if name in EVAL_DATASETS else
                               "training" if getattr(spec, "split", "") == "train" else "photos / qualitative"),
