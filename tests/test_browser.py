@@ -123,6 +123,10 @@ def test_every_figure_in_a_chapter_is_numbered_and_captioned(book):
         captions = [(c, k, t) for c, k, t in re.findall(
             r"<figcaption[^>]*><strong>Figure (\d+)\.(\d+)\.</strong>(.*?)</figcaption>", text, flags=re.DOTALL)
             if len(re.sub(r"<[^>]+>", "", t).strip()) >= 20]  # a caption, not just a number
+        for c, k, t in captions:  # the visible text; provenance and details sit in a collapsed <details>
+            words = len(re.sub(r"<[^>]+>", " ", t.split("<details", 1)[0]).split())
+            if words > 60:
+                problems.append(f"{page}: Figure {c}.{k} has a caption of {words} words (at most 60)")
         if images != len(captions):
             problems.append(f"{page}: {images} images, {len(captions)} numbered captions")
         numbers = [(int(c), int(k)) for c, k, _ in captions]

@@ -303,3 +303,14 @@ def test_smoke_scores_are_a_pipeline_check_line_and_other_scores_a_table(tmp_pat
     demo = SimpleNamespace(**{**vars(run_of(tmp_path)), "preset": SimpleNamespace(name="demo", vgg_weights="auto")})
     figures.show_scores(df, demo, "ch04 scores")
     assert shown_tables == [df]
+
+
+def test_provenance_and_details_collapse_into_one_line_under_a_short_caption(tmp_path):
+    assert figures.split_caption("Curves by step. [preset cpu, seed 0, commit abc]") == (
+        "Curves by step.", "preset cpu, seed 0, commit abc")
+    assert figures.split_caption("No bracket here.") == ("No bracket here.", "")
+    html_text = figures.figure_html(b"\x89PNG\r\n\x1a\n", "04_x", "4.1", "Curves. [preset cpu, seed 0]",
+                                    details="800 steps, 0.17% of the paper's compute.")
+    caption = html_text.split("<figcaption", 1)[1]
+    assert caption.index("Curves.") < caption.index("<details") and "800 steps" in caption.split("<details", 1)[1]
+    assert 'alt="Curves."' in html_text  # the alt text is the caption's text, not its provenance

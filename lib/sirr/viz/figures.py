@@ -37,6 +37,7 @@ __all__ = [
     "FigurePath",
     "pipeline_check_html",
     "show_scores",
+    "split_caption",
 ]
 
 FIGURES_DIR = REPO_ROOT / "figures"
@@ -179,10 +180,22 @@ def _png_width(png: bytes) -> int | None:
     return None
 
 
-def figure_html(png: bytes, name: str, number: str, caption: str, dpi: float = 150) -> str:
-    """One ``<figure class="sirr-figure" id="fig-<name>">``: the PNG as a data URI (alt text = caption,
+def split_caption(caption: str) -> tuple[str, str]:
+    """``(text, provenance)``: a caption of :func:`caption_for` split before its trailing ``[...]`` bracket."""
+    m = re.match(r"(?s)^(.*?)\s*\[([^\[\]]*)\]\s*$", caption)
+    return (m.group(1), m.group(2)) if m else (caption, "")
+
+
+def figure_html(png: bytes, name: str, number: str, caption: str, dpi: float = 150, details: str | None = None) -> str:
+    """One ``<figure class="sirr-figure" id="fig-<name>">``: the PNG as a data URI (alt text = the caption's text,
     shown at the figure's size in inches at 96 CSS px per inch, never wider than the column) and
-    ``<figcaption><strong>Figure N.</strong> caption</figcaption>``."""
+    ``<figcaption><strong>Figure N.</strong> text <details>provenance</details></figcaption>``: the provenance
+    bracket (and ``details``) collapsed into one line."""
+    text, prov = split_caption(caption)
+    caption = text
+    hidden = " ".join(x for x in (details, prov and f"[{prov}]") if x)
+    more = (f'<details class="sirr-provenance"><summary>where this comes from</summary>{caption_html(hidden)}'
+            "</details>") if hidden else ""
     fig_id = "fig-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
     px = _png_width(png)
     width = f' width="{round(px * 96 / dpi)}"' if px else ""
@@ -192,7 +205,7 @@ def figure_html(png: bytes, name: str, number: str, caption: str, dpi: float = 1
             f'<img src="data:image/png;base64,{data}" alt="{alt}"{width} '
             f'style="max-width:100%;height:auto;display:block;margin:0 auto">'
             f'<figcaption style="font-size:0.9em;margin-top:0.5em;line-height:1.4">'
-            f"<strong>Figure {number}.</strong> {caption_html(caption)}</figcaption></figure>")
+            f"<strong>Figure {number}.</strong> {caption_html(caption)}{more}</figcaption></figure>")
 
 
 def _ipython_active() -> bool:
@@ -234,12 +247,14 @@ DEFAULT_DPI = 150
 
 def save_figure(fig, name: str, run=None, caption: str = "", figures_dir: str | os.PathLike | None = None,
                 dpi: int = DEFAULT_DPI, *, weights: str | None = None, trained: bool = False,
-                display: bool | None = None) -> Path:
+                display: bool | None = None, details: str | None = None) -> Path:
     """Save ``fig`` as ``figures/<name>.png`` with ``<name>.json`` (caption + provenance), each written
     atomically, and inside IPython show it once as a numbered, captioned HTML figure.
 
     - ``caption`` is completed by :func:`caption_for` (preset, seed, ``weights``, device, commit); the same
-      text goes to the sidecar and under the figure.
+      text goes to the sidecar and under the figure, where the provenance bracket and ``details`` (a longer
+      note: the training scale, a verdict's numbers) sit in one collapsed ``<details>`` line, so the visible
+      caption stays short.
     - ``weights`` describes the trained weights the figure shows (``trained=True`` says the figure shows
       trained weights without describing them). Such a figure of a ``smoke`` run gets
       :data:`SMOKE_STAMP_TEXT` drawn across it (:func:`add_smoke_stamp`) before it is saved; figures of
@@ -261,7 +276,7 @@ def save_figure(fig, name: str, run=None, caption: str = "", figures_dir: str | 
     data = buf.getvalue()
     png = FigurePath(atomic_write_bytes(out_dir / f"{name}.png", data))
     text = caption_for(run, caption, weights)
-    meta = {"figure": png.name, "caption": text, "weights": weights, "trained": bool(weights or trained),
+    meta = {"figure": png.name, "caption": text, "details": details, "weights": weights, "trained": bool(weights or trained),
             "smoke_stamp": stamped, "dpi": dpi, **provenance(run)}
     atomic_write_text(out_dir / f"{name}.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if _ipython_active() if display is None else display:
@@ -269,7 +284,7 @@ def save_figure(fig, name: str, run=None, caption: str = "", figures_dir: str | 
             _display_html(pipeline_check_html(name), f"pipeline check: {name} drawn from smoke weights (not shown)")
         else:
             number = figure_number(name)
-            _display_html(figure_html(data, name, number, text, dpi), f"Figure {number}. {text}")
+            _display_html(figure_html(data, name, number, text, dpi, details), f"Figure {number}. {text}")
         plt.close(fig)
         png._sirr_displayed = True
     return png
