@@ -29,6 +29,7 @@ __all__ = [
     "cost_table",
     "cost_sentences",
     "first_layer_filters",
+    "architecture_diagram",
 ]
 
 #: Parts of the network in LA Fig. 2's vocabulary -> the attribute prefixes that hold them.
@@ -266,4 +267,62 @@ def first_layer_filters(vgg_or_weights="auto", size: float = 0.7):
     fig.suptitle(f"conv1_1 filters (64, 3x3, each scaled to [0, 1])\n{textwrap.fill(vgg.description, 64)}",
                  fontsize=8)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.87)
+    return fig
+
+
+def architecture_diagram():
+    """LA Fig. 2 as a block diagram of one iteration i (of N = 3): G_R (image branch, RDM with MLSM and the
+    RCMap head, TSM, conv-LSTM, reflection head) then G_T (the CBAM auto-encoder); each box names its
+    equation and the attribute of :class:`~sirr.models.LocationAware` that holds it. Drawn, not trained."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(9.6, 4.6), layout="constrained")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 50)
+    ax.set_axis_off()
+    boxes = {
+        "x": (1, 21, 12, 8, "X_in = [I, T̂_{i−1}]\n(B, 6, H, W)", "#eeeeee"),
+        "img": (18, 33, 17, 8, "image branch I_ft\nconv + 6 SE-ResBlocks\nimage_in, image_blocks", "#dbe9f6"),
+        "mlsm": (18, 9, 17, 8, "MLSM (Eq. 4)\nLaplacian at 3 scales\nmlsm", "#fde2c8"),
+        "lap": (39, 9, 16, 8, "f_Lap: 3 SE-ResBlocks\nlaplacian_blocks", "#fde2c8"),
+        "c": (39, 21, 16, 7, "RCMap Ĉ_i (Eq. 5)\nrcmap_head", "#f8c9c9"),
+        "tsm": (59, 9, 15, 8, "TSM: 3 SE-ResBlocks\n× (1 − Ĉ_i)", "#fde2c8"),
+        "lstm": (59, 31, 15, 9, "conv-LSTM\n(h, c) carried\nacross iterations", "#dbe9f6"),
+        "r": (78, 31, 14, 9, "R̂_i\nreflection_head", "#e4d7f2"),
+        "gt": (78, 9, 20, 11, "G_T (Eq. 3): CBAM\nauto-encoder on\n[I, T̂_{i−1}, R̂_i, Ĉ_i]\n→ T̂_i at 3 scales", "#d6efd6"),
+    }
+    centre = {}
+    for key, (x, y, w, h, text, colour) in boxes.items():
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", fc=colour, ec="0.35", lw=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7.2)
+        centre[key] = (x, y, w, h)
+
+    def arrow(a, b, side_a="r", side_b="l", text=None, rad=0.0):
+        def point(k, side):
+            x, y, w, h = centre[k]
+            return {"r": (x + w + 0.4, y + h / 2), "l": (x - 0.4, y + h / 2), "t": (x + w / 2, y + h + 0.4),
+                    "b": (x + w / 2, y - 0.4)}[side]
+        p, q = point(a, side_a), point(b, side_b)
+        ax.add_patch(FancyArrowPatch(p, q, arrowstyle="-|>", mutation_scale=9, lw=0.9, color="0.25",
+                                     connectionstyle=f"arc3,rad={rad}"))
+        if text:
+            ax.text((p[0] + q[0]) / 2, (p[1] + q[1]) / 2 + 1.2, text, fontsize=6.5, ha="center", color="0.25")
+
+    arrow("x", "img", rad=-0.15)
+    arrow("x", "mlsm", rad=0.15)
+    arrow("mlsm", "lap")
+    arrow("lap", "c", "t", "b")
+    arrow("lap", "tsm")
+    arrow("c", "tsm", "b", "t", rad=0.3)
+    arrow("img", "lstm", text="concat")
+    arrow("tsm", "lstm", "t", "b")
+    arrow("lstm", "r")
+    arrow("r", "gt", "b", "t")
+    arrow("c", "gt", "r", "l", rad=0.25)
+    ax.annotate("", xy=(7, 21), xytext=(88, 8.2), arrowprops=dict(arrowstyle="-|>", color="tab:green", lw=1.1,
+                                                                   connectionstyle="arc3,rad=-0.25"))
+    ax.text(47, 1.2, "T̂_i becomes T̂_{i−1} of the next iteration (N = 3); T̂_N is the output", fontsize=7,
+            ha="center", color="tab:green")
+    ax.text(1, 47.5, "G_R (LA Eq. 2): locate the reflection, then estimate it", fontsize=8, weight="bold")
+    ax.set_title("One iteration of the location-aware network (LA Fig. 2)", fontsize=10)
     return fig
