@@ -97,7 +97,8 @@ class SEResidualBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.res_scale * self.se(self.conv2(self.act(self.conv1(x))))
+        y = self.conv2(self.act(self.conv1(x)))  # (B, C, H, W)
+        return x + self.res_scale * self.se(y)  # x + 0.1 · SE(y)
 
 
 class ChannelAttention(nn.Module):
@@ -138,8 +139,8 @@ class CBAMResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv2(F.relu(self.conv1(x)))
-        y = y * self.channel_attention(y)
-        y = y * self.spatial_attention(y)
+        y = y * self.channel_attention(y)  # CA: (B, C, 1, 1) gate
+        y = y * self.spatial_attention(y)  # SA: (B, 1, H, W) gate
         return x + y
 
 
@@ -227,24 +228,28 @@ class MultiScaleLaplacian(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """LA Eq. 4: [L_ap * x, up(L_ap * down_2 x), up(L_ap * down_4 x)]."""
         if x.ndim != 4 or x.shape[1] > self.channels:
             raise LocationAwareInputError(
-                f"MultiScaleLaplacian: expected (B, C<={self.channels}, H, W), got {tuple(x.shape)}"
-            )
+                f"MultiScaleLaplacian: expected (B, C<={self.channels}, H, W), "
+                f"got {tuple(x.shape)}")
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():
             self._ensure_grad_clip_hook()
         c = x.shape[1]
         kernel = self.kernel[: c * self.filters_per_channel]
         h, w = x.shape[-2:]
         responses = []
-        for s in self.scales:
-            if s == 1:
+        for s in self.scales:  # s = 1, 2, 4
+            if s == 1:  # L_ap * x, one 3×3 kernel per channel
                 responses.append(F.conv2d(x, kernel, padding=1, groups=c))
                 continue
-            small = F.interpolate(x, size=(max(1, h // s), max(1, w // s)), mode="bilinear", align_corners=False)
+            size = (max(1, h // s), max(1, w // s))
+            small = F.interpolate(x, size=size, mode="bilinear",
+                                  align_corners=False)  # down_s x
             lap = F.conv2d(small, kernel, padding=1, groups=c)
-            responses.append(F.interpolate(lap, size=(h, w), mode="bilinear", align_corners=False))
-        return torch.cat(responses, dim=1)
+            responses.append(F.interpolate(  # back to (H, W)
+                lap, size=(h, w), mode="bilinear", align_corners=False))
+        return torch.cat(responses, dim=1)  # (B, 3·C·filters, H, W)
 
 
 class ConvLSTMCell(nn.Module):
@@ -258,16 +263,19 @@ class ConvLSTMCell(nn.Module):
         self.cell_gate = nn.Conv2d(cat, hidden_channels, 3, padding=1)
         self.output_gate = nn.Conv2d(cat, hidden_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # The four gate convolutions run as one convolution with their weights stacked (same numbers,
-        # one pass over z instead of four; the parameters and state-dict keys stay the release's).
+    def forward(self, x: torch.Tensor, h: torch.Tensor,
+                c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The four gate convolutions run as one convolution with their weights
+        # stacked (same numbers, one pass over z; the parameters and
+        # state-dict keys stay the release's).
         z = torch.cat([x, h], dim=1)
-        gates = (self.input_gate, self.forget_gate, self.cell_gate, self.output_gate)
+        gates = (self.input_gate, self.forget_gate, self.cell_gate,
+                 self.output_gate)
         weight = torch.cat([g.weight for g in gates])
         bias = torch.cat([g.bias for g in gates])
         i, f, g, o = F.conv2d(z, weight, bias, padding=1).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # cell
+        return torch.sigmoid(o) * torch.tanh(c), c  # (h, c), (B, 64, H, W)
 
 
 class UpBlock(nn.Module):
@@ -314,7 +322,9 @@ class ContextualAutoencoder(nn.Module):
         self.conv_up_full = conv(64, 32)
         self.out_full = conv(32, 3)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """G_T, LA Eq. 3: [I, T̂_{i−1}, R̂_i, Ĉ_i] -> T̂_i at 1/4, 1/2, 1."""
         x = F.relu(self.conv_in(x))
         for block in self.cbam_full:
             x = block(x)
@@ -330,9 +340,9 @@ class ContextualAutoencoder(nn.Module):
             x = block(x)
         for layer in (*self.dilated, *self.bottleneck):
             x = F.relu(layer(x))
-        t_quarter = F.relu(self.out_quarter(x))
+        t_quarter = F.relu(self.out_quarter(x))  # (B, 3, H/4, W/4)
         x = F.relu(self.conv_up_half(self.up_half(x) + skip_half))
-        t_half = F.relu(self.out_half(x))
+        t_half = F.relu(self.out_half(x))  # (B, 3, H/2, W/2)
         x = F.relu(self.conv_up_full(self.up_full(x) + skip_full))
         return t_quarter, t_half, F.relu(self.out_full(x))
 
@@ -512,79 +522,96 @@ class LocationAware(nn.Module):
     # -- forward -----------------------------------------------------------------------------------
 
     def image_features(self, x_in: torch.Tensor) -> torch.Tensor:
-        """I_ft: the image branch of G_R on X_in = [I, T̂_{i−1}] (B, 6, H, W) -> (B, 32, H, W)."""
+        """I_ft: G_R's image branch, X_in (B, 6, H, W) -> (B, 32, H, W)."""
         feats = F.relu(self.image_in(x_in))
         for block in self.image_blocks:
             feats = F.relu(block(feats))
         return feats
 
-    def detect(self, x_in: torch.Tensor, feats: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """RDM, LA Eq. 4-5: (Ĉ (B, 1, H, W), f_Lap (B, 32, H, W)) from X_in = [I, T̂_{i−1}].
+    def detect(self, x_in: torch.Tensor, feats: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RDM, LA Eq. 4-5: (Ĉ (B, 1, H, W), f_Lap (B, 32, H, W)) from X_in.
 
-        Ĉ comes from the multi-scale Laplacian features f_Lap, or from I_ft (``feats``, computed when not
-        given) for ``rcmap_from="image_features"`` (Table 2's "Ĉ from I_ft").
+        Ĉ comes from the multi-scale Laplacian features f_Lap, or from I_ft
+        (``feats``, computed when not given) for ``rcmap_from="image_features"``
+        (Table 2's "Ĉ from I_ft").
         """
         if self.mlsm is None:
-            raise LocationAwareInputError("this LocationAware has no RDM (use_rdm_tsm=False): nothing detects reflections")
-        lap = self.laplacian_in_act(self.laplacian_in(self.mlsm(x_in)))  # MLSM, Eq. 4
+            raise LocationAwareInputError(
+                "this LocationAware has no RDM (use_rdm_tsm=False)")
+        lap = self.laplacian_in_act(self.laplacian_in(self.mlsm(x_in)))  # Eq. 4
         for block in self.laplacian_blocks:
-            lap = self.shared_prelu(block(lap))
+            lap = self.shared_prelu(block(lap))  # f_Lap
         if self.rcmap_from == "laplacian":
-            return self.rcmap_head(lap), lap  # Eq. 5
-        return self.rcmap_head(self.image_features(x_in) if feats is None else feats), lap
+            return self.rcmap_head(lap), lap  # Ĉ = σ(Conv(f_Lap)), Eq. 5
+        if feats is None:
+            feats = self.image_features(x_in)
+        return self.rcmap_head(feats), lap  # Ĉ from I_ft
 
     def reflection_stage(
-        self, I: torch.Tensor, T_prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+        self, I: torch.Tensor, T_prev: torch.Tensor, h: torch.Tensor,
+        c: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """G_R, LA Eq. 2: (Ĉ_i, R̂_i, h, c) from I, T̂_{i−1} and the LSTM state (H, W divisible by 8)."""
-        x_in = torch.cat([I, T_prev], dim=1)
-        feats = self.image_features(x_in)
+        """G_R, LA Eq. 2: (Ĉ_i, R̂_i, h, c) from I, T̂_{i−1} and the state."""
+        x_in = torch.cat([I, T_prev], dim=1)  # X_in, (B, 6, H, W)
+        feats = self.image_features(x_in)  # I_ft, (B, 32, H, W)
         if self.mlsm is not None:
-            rcmap, lap = self.detect(x_in, feats)
+            rcmap, lap = self.detect(x_in, feats)  # RDM: Ĉ_i and f_Lap
             for block in self.suppression_blocks:
                 lap = self.shared_prelu(block(lap))
-            if self.use_tsm:
-                lap = lap * ((1.0 - rcmap) if self.tsm_weight == "one_minus_c" else rcmap)
-            lstm_input = torch.cat([feats, lap], dim=1)
+            if self.use_tsm:  # TSM: suppress where the transmission dominates
+                one_minus_c = self.tsm_weight == "one_minus_c"
+                lap = lap * (1.0 - rcmap if one_minus_c else rcmap)
+            lstm_input = torch.cat([feats, lap], dim=1)  # (B, 64, H, W)
         else:
             rcmap = torch.full_like(I[:, :1], 0.5)
             lstm_input = feats
         if self.use_lstm:
-            h, c = self.lstm(lstm_input, h, c)
+            h, c = self.lstm(lstm_input, h, c)  # state carried across i
         else:
             h = F.relu(self.lstm_replacement(lstm_input))
-        return rcmap, self.reflection_head(h), h, c
+        return rcmap, self.reflection_head(h), h, c  # R̂_i = head(h)
 
     def forward(self, I: torch.Tensor) -> LocationAwareOutput:
-        """Run N iterations on I (B, 3, H, W) in [0, 1]; see :class:`LocationAwareOutput`."""
+        """N iterations on I (B, 3, H, W) in [0, 1]: a LocationAwareOutput."""
         if I.ndim != 4 or I.shape[1] != 3:
             raise LocationAwareInputError(
-                f"LocationAware expects an RGB batch of shape (B, 3, H, W); got {tuple(I.shape)}"
-                " (add a batch dimension with x[None]; convert grey images to RGB)"
-            )
+                "LocationAware expects an RGB batch of shape (B, 3, H, W); "
+                f"got {tuple(I.shape)} (add a batch dimension with x[None]; "
+                "convert grey images to RGB)")
         if not I.is_floating_point():
-            raise LocationAwareInputError(f"LocationAware expects float values in [0, 1]; got dtype {I.dtype}")
+            raise LocationAwareInputError(
+                f"LocationAware expects float values in [0, 1]; got {I.dtype}")
         if I.shape[-1] == 0 or I.shape[-2] == 0 or I.shape[0] == 0:
-            raise LocationAwareInputError(f"LocationAware got an empty batch or image: {tuple(I.shape)}")
+            raise LocationAwareInputError(
+                f"LocationAware got an empty batch or image: {tuple(I.shape)}")
         H, W = I.shape[-2:]
-        sizes = ((H, W), (math.ceil(H / 2), math.ceil(W / 2)), (math.ceil(H / 4), math.ceil(W / 4)))
-        x = pad_to_multiple(I, 8)
+        half = (math.ceil(H / 2), math.ceil(W / 2))
+        quarter = (math.ceil(H / 4), math.ceil(W / 4))
+        x = pad_to_multiple(I, 8)  # reflect-padded; outputs cropped back
         b, _, hp, wp = x.shape
-        h = x.new_zeros(b, HIDDEN_CHANNELS, hp, wp)
+        h = x.new_zeros(b, HIDDEN_CHANNELS, hp, wp)  # LSTM state, zero at i = 1
         c = torch.zeros_like(h)
         clamp = self.clamp_outputs and not self.training
         out = LocationAwareOutput()
-        T = x
-        for _ in range(self.iterations):
-            rcmap, R, h, c = self.reflection_stage(x, T, h, c)
-            rcmap_in = rcmap if self.stage2_rcmap == "c" else 1.0 - rcmap
-            t_quarter, t_half, T = self.transmission_net(torch.cat([x, T, R, rcmap_in], dim=1))
-            T_out, R_out, half_out, quarter_out = (y.clamp(0.0, 1.0) if clamp else y for y in (T, R, t_half, t_quarter))
+        T = x  # T̂_0 = I
+        for _ in range(self.iterations):  # i = 1 .. N
+            rcmap, R, h, c = self.reflection_stage(x, T, h, c)  # G_R, Eq. 2
+            c_in = rcmap if self.stage2_rcmap == "c" else 1.0 - rcmap
+            t_quarter, t_half, T = self.transmission_net(  # G_T, Eq. 3
+                torch.cat([x, T, R, c_in], dim=1))
+            if clamp:  # the returned estimates; the next i reads T unclamped
+                T_out, R_out = T.clamp(0.0, 1.0), R.clamp(0.0, 1.0)
+                half_out = t_half.clamp(0.0, 1.0)
+                quarter_out = t_quarter.clamp(0.0, 1.0)
+            else:
+                T_out, R_out, half_out, quarter_out = T, R, t_half, t_quarter
             out.rcmaps.append(rcmap[..., :H, :W])
             out.reflections.append(R_out[..., :H, :W])
             out.transmissions.append(T_out[..., :H, :W])
-            out.transmissions_half.append(half_out[..., : sizes[1][0], : sizes[1][1]])
-            out.transmissions_quarter.append(quarter_out[..., : sizes[2][0], : sizes[2][1]])
+            out.transmissions_half.append(half_out[..., : half[0], : half[1]])
+            out.transmissions_quarter.append(
+                quarter_out[..., : quarter[0], : quarter[1]])
         return out
 
     # -- the authors' release ------------------------------------------------------------------------
