@@ -298,35 +298,40 @@ class LocationAwareLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """All enabled terms (unweighted) plus ``"total"`` (Eq. 15, weighted).
 
-        Keys: ``rcmap`` (L_Ĉ or L_C^B), ``residual``, ``comp``, ``perceptual``, ``pixel``, ``ssim``,
-        ``mix``, ``adv``, ``total``; disabled terms are absent.
+        Keys: ``rcmap`` (L_Ĉ or L_C^B), ``residual``, ``comp``, ``perceptual``,
+        ``pixel``, ``ssim``, ``mix``, ``adv``, ``total``; disabled terms are
+        absent.
         """
         if self.use_adversarial and d_fake_logits is None:
-            raise LossInputError("LocationAwareLoss: use_adversarial=True needs d_fake_logits (D on the predicted T)")
-        lam_comp, lam_p, lam_mix, lam_adv = self.lambdas
+            raise LossInputError("LocationAwareLoss: use_adversarial=True "
+                                 "needs d_fake_logits (D on the predicted T)")
+        lam_comp, lam_p, lam_mix, lam_adv = self.lambdas  # 0.4, 0.2, 0.4, 0.01
         terms: dict[str, torch.Tensor] = {}
         total = T.new_zeros((), dtype=torch.float32)
-        if self.use_composition:
+        if self.use_composition:  # L_comp = L_Ĉ + L_res, Eq. 8-9
             terms.update(self._composition(out, I, T, R, alpha, is_synthetic))
             total = total + lam_comp * terms["comp"]
-        if self.use_perceptual:
-            scales = (out.transmissions[-1], out.transmissions_half[-1], out.transmissions_quarter[-1])
-            terms["perceptual"] = perceptual_loss(self.vgg, scales, T, self.gammas)
+        if self.use_perceptual:  # L_P on T̂_N at 1, 1/2, 1/4, Eq. 10
+            scales = (out.transmissions[-1], out.transmissions_half[-1],
+                      out.transmissions_quarter[-1])
+            terms["perceptual"] = perceptual_loss(self.vgg, scales, T,
+                                                  self.gammas)
             total = total + lam_p * terms["perceptual"]
-        if self.use_pixel or self.use_ssim:
+        if self.use_pixel or self.use_ssim:  # L_mix, Eq. 11-13
             mix = T.new_zeros((), dtype=torch.float32)
-            if self.use_ssim:
+            if self.use_ssim:  # β · L_SSIM
                 terms["ssim"] = ssim_loss(out.transmissions, T, self.theta)
                 mix = mix + self.beta * terms["ssim"]
-            if self.use_pixel:
+            if self.use_pixel:  # (1 − β) · L_pixel
                 terms["pixel"] = pixel_loss(out.transmissions, T, self.theta)
                 mix = mix + (1.0 - self.beta) * terms["pixel"]
             terms["mix"] = mix
             total = total + lam_mix * mix
-        if self.use_adversarial:
-            terms["adv"] = adversarial_loss(d_fake_logits)  # type: ignore[arg-type]
+        if self.use_adversarial:  # L_adv, Eq. 14
+            terms["adv"] = adversarial_loss(
+                d_fake_logits)  # type: ignore[arg-type]
             total = total + lam_adv * terms["adv"]
-        terms["total"] = total
+        terms["total"] = total  # Eq. 15
         return terms
 
     def _composition(

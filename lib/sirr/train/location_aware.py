@@ -264,31 +264,40 @@ class LATraining(Job):
         return f"LA: {sum(p.steps for p in self.phases)} steps"
 
 
-def la_step(job: LATraining, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """One LA update (Sec. 5): the discriminator on the detached T̂_N, then G on Eq. 15 with D frozen."""
-    I, T = job.precision.prepare(batch["I"]), job.precision.prepare(batch["T"])
-    with torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp):
-        out = job.model_t(I)
+def la_step(job: LATraining, batch: dict[str, torch.Tensor]
+            ) -> dict[str, float]:
+    """One LA update (Sec. 5): D on the detached T̂_N, then G on Eq. 15."""
+    I = job.precision.prepare(batch["I"])  # (B, 3, H, W)
+    T = job.precision.prepare(batch["T"])
+    bf16 = dict(dtype=torch.bfloat16, enabled=job.amp)
+    with torch.autocast(job.device.type, **bf16):
+        out = job.model_t(I)  # N iterations: Ĉ_i, R̂_i, T̂_i
     d_value = None
-    if job.use_adv:  # -½[log D(T) + log(1 − D(T̂))], real and fake in one pass
+    if job.use_adv:  # D: -½[log D(T) + log(1 − D(T̂))], real and fake at once
         job.disc.requires_grad_(True)
         job.opt_d.zero_grad(set_to_none=True)
-        with torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp):
-            logits = job.disc_t(torch.cat([T, out.transmission.detach()]))
-            d_loss = discriminator_loss(logits[: T.shape[0]], logits[T.shape[0]:])
+        with torch.autocast(job.device.type, **bf16):
+            fake = out.transmission.detach()
+            logits = job.disc_t(torch.cat([T, fake]))
+            n = T.shape[0]
+            d_loss = discriminator_loss(logits[:n], logits[n:])
         d_loss.backward()
         job.opt_d.step()
         d_value = float(d_loss.detach())
-        job.disc.requires_grad_(False)
-    with torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp):
+        job.disc.requires_grad_(False)  # G's step below leaves D as it is
+    with torch.autocast(job.device.type, **bf16):
         d_fake = job.disc(out.transmission) if job.use_adv else None
-        losses = job.loss_fn(out, I, T, batch["R"], batch["alpha"], d_fake_logits=d_fake,
-                             is_synthetic=batch["is_synthetic"])
+        # Eq. 15: λ1 L_comp + λ2 L_P + λ3 L_mix + λ4 L_adv
+        losses = job.loss_fn(
+            out, I, T, batch["R"], batch["alpha"], d_fake_logits=d_fake,
+            is_synthetic=batch["is_synthetic"])
     job.opt.zero_grad(set_to_none=True)
     losses["total"].backward()
     kernel = job.model.laplacian_kernel
-    if job.dist.enabled and job.clip is not None and kernel is not None and kernel.grad is not None:
-        # DDP writes the averaged gradient back after the model's clipping hook ran: clip again.
+    if (job.dist.enabled and job.clip is not None and kernel is not None
+            and kernel.grad is not None):
+        # DDP writes the averaged gradient back after the model's clipping
+        # hook ran: clip the MLSM kernel's gradient again.
         torch.nn.utils.clip_grad_norm_(kernel, job.clip)
     job.opt.step()
     vals = as_floats(losses)
