@@ -232,10 +232,14 @@ def stored_verdicts(run: RunConfig, method: str, preset: str = STORED_PRESET, se
     from sirr.experiments import identity_comparison
 
     res = load_result(stored_run(run, preset, seed), f"{method}/full")
-    ident = load_result(stored_run(run, preset, 0), "baseline/identity")
-    if res is None or ident is None:
+    if res is None:
         return None
-    cmp = identity_comparison(res, ident)
+    cmp = res.get("vs_identity")  # the intervals computed when the evaluation was stored (sirr publish)
+    if not cmp:  # an older record without them: compute them from the per-image scores
+        ident = load_result(stored_run(run, preset, 0), "baseline/identity")
+        if ident is None:
+            return None
+        cmp = identity_comparison(res, ident)
     rows = []
     for dname, by_metric in cmp.items():
         row = {"test set": DATASET_NAMES.get(dname, dname), "n": next(iter(by_metric.values()))["n"]}
