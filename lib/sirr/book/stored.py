@@ -309,7 +309,7 @@ def stored_curves(run: RunConfig, method: str, preset: str = STORED_PRESET, seed
 
 def evaluation_display(df: pd.DataFrame | None) -> pd.DataFrame | str:
     """:func:`evaluation_table` as strings: PSNR with 2 decimals, SSIM and LPIPS with 3, an em dash where absent;
-    columns grouped by who (input, LA, TS, the papers)."""
+    one column per test set and one row per (who, metric), grouped by who (input, LA, TS, the papers)."""
     if df is None:
         return "no stored results"
     names = {"identity": "input (identity)", "la": "LA ours", "ts": "TS ours", "LA paper": "LA paper",
@@ -324,4 +324,4 @@ def evaluation_display(df: pd.DataFrame | None) -> pd.DataFrame | str:
         label = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS ↓"}[metric]
         out[(names[who], label)] = [DASH if pd.isna(v) else f"{v:.{digits}f}" for v in df[col]]
     out.columns = pd.MultiIndex.from_tuples(out.columns)
-    return out
+    return out.T.rename_axis(["", ""])  # one column per test set, one row per (who, metric): fits the page
