@@ -16,6 +16,7 @@ from sirr.results import load_image, load_result
 from sirr.viz.style import wrap_title
 
 __all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "status_frame", "coverage_frame",
+           "rdm_learning_curves",
            "loss_share_frame"]
 
 #: Names of the measures as the chapter prints them (lower-is-better ones say so).
@@ -192,3 +193,36 @@ def loss_share_frame(la_metrics: pd.DataFrame | None, ts_metrics: pd.DataFrame |
         rows += [{"loss": "TS stage 2, Eq. 7", "term": k, "mean share": v}
                  for k, v in cl.ts_stage2_loss_shares(ts_metrics).items()]
     return pd.DataFrame(rows).set_index(["loss", "term"]) if rows else None
+
+
+def rdm_learning_curves(run: RunConfig):
+    """E2's held-out L_Ĉ (Eq. 8) by step for each input, mean over the stored seeds with the min-max band, and the
+    wall time per run: a training that visibly learns in minutes on two cores. None before any E2 run is in."""
+    c = cl.claim("E2")
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
+    seconds = []
+    for i, arm in enumerate(c.arms):
+        curves = []
+        for s in c.seeds:
+            rec = load_result(run, f"claims/{c.id}/{arm.name}", s)
+            if rec and rec.get("curve_rdm"):
+                curves.append(rec["curve_rdm"])
+                seconds.append(rec.get("train_seconds", math.nan))
+        if not curves:
+            continue
+        steps = [p["step"] for p in curves[0]]
+        vals = np.array([[p["held_out_rcmap_loss"] for p in cv][: len(steps)] for cv in curves
+                         if len(cv) >= len(steps)])
+        ax.plot(steps, vals.mean(0), color=f"C{i}", marker="o", ms=2.5, lw=1.5,
+                label=f"{arm.label} ({len(vals)} seeds)")
+        if len(vals) > 1:
+            ax.fill_between(steps, vals.min(0), vals.max(0), color=f"C{i}", alpha=0.2, lw=0)
+    if not seconds:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("training step (batch 2, 128 px)")
+    ax.set_ylabel("held-out L_Ĉ (Eq. 8)")
+    ax.legend(fontsize=7)
+    ax.set_title(wrap_title(f"E2: the reflection detector alone learns in about {np.nanmedian(seconds) / 60:.0f} "
+                            "min per run on this machine", 70), fontsize=10)
+    return fig
