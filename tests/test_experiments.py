@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from sirr import experiments as ex
+from sirrbook import experiments as ex
 from sirr import paper_numbers
-from sirr.book import prose
+from sirrbook.book import prose
 from sirr.config import resolve
 
 
@@ -203,7 +203,7 @@ def test_ablation_table_shape_columns_and_spread(tiny_run, counting_trainer):
     ex.ablation_table(tiny_run, "la3", seeds=(0, 1))
     assert len(counting_trainer) == n
 
-    from sirr.viz.tables import ablation_display, to_markdown
+    from sirrbook.viz.tables import ablation_display, to_markdown
 
     disp = ablation_display(df)
     assert list(disp.columns[:2]) == ["row (paper)", "seeds"]
@@ -224,7 +224,7 @@ def test_identity_baseline_and_main_tables(tiny_run):
 
 
 def test_mean_std_formatting():
-    from sirr.viz.tables import fmt, mean_std
+    from sirrbook.viz.tables import fmt, mean_std
 
     assert mean_std(23.1234, 0.314) == "23.12 ± 0.31"
     assert mean_std(0.9, float("nan"), 3) == "0.900"

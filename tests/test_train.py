@@ -294,7 +294,7 @@ def test_ts_ablation_switches_change_the_losses_and_the_run_folder(tmp_path):
 
 
 def test_train_cli_prints_where_checkpoints_and_metrics_went(tmp_path, capsys):
-    from sirr.cli import train_cli
+    from sirrbook.train_cli import train_cli
 
     result = train_cli("la", preset="smoke", seed=0, device="cpu", data_root="none", results_dir=None,
                        run_dir=str(tmp_path / "cli"), resume=False,

@@ -4,7 +4,7 @@
 return a :class:`TrainResult`; ``load_location_aware`` / ``load_two_stage`` read the checkpoints
 they write; ``read_metrics`` gives the logged losses as a DataFrame. The engine (seeding, torchrun,
 atomic ``weights_only`` checkpoints, metrics file) is :mod:`sirr.train.engine`.
-The command line ``python -m sirr train`` is :mod:`sirr.cli` (above this package: it goes
+The command line ``python -m sirr train`` is :mod:`sirrbook.train_cli` (above this package: it goes
 through :mod:`sirr.methods`).
 """
 

@@ -17,7 +17,7 @@
    ``notebooks/``), and Jupyter Book builds it with ``execute_notebooks: "off"`` and warnings as
    errors (``--warningiserror --keep-going``) into ``<build_dir>/html/``.
 
-Per-notebook wall times are logged (logger ``sirr.book.build``) and written to ``<build_dir>/timings.json``.
+Per-notebook wall times are logged (logger ``sirrbook.book.build``) and written to ``<build_dir>/timings.json``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from sirr.atomic import atomic_write_text
-from sirr.book.gpu_page import GENERATED, time_tables
+from sirrbook.book.gpu_page import GENERATED, time_tables
 from sirr.config import REPO_ROOT, get_preset
 
 log = logging.getLogger(__name__)
@@ -300,10 +300,10 @@ def stage_book(root, src_dir) -> list[str]:
         base = src_dir / f
         return any(base.with_name(base.name + ext).is_file() for ext in ("", ".md", ".ipynb"))
 
-    # The GPU page's timing tables, from the stored bench reports (sirr.book.gpu_page): never typed by hand.
+    # The GPU page's timing tables, from the stored bench reports (sirrbook.book.gpu_page): never typed by hand.
     atomic_write_text(src_dir / GENERATED, time_tables(root / "results"))
     toc, dropped = _filter_toc(toc, present)
-    head = "# Staged by sirr.book: the repository's _toc.yml without chapters that have no executed copy.\n"
+    head = "# Staged by sirrbook.book: the repository's _toc.yml without chapters that have no executed copy.\n"
     atomic_write_text(src_dir / "_toc.yml", head + yaml.safe_dump(toc, sort_keys=False))
     return dropped
 

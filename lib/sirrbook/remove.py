@@ -37,12 +37,12 @@ from tqdm.auto import tqdm
 from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.datasets import available_datasets, load_dataset, real_reflection_photos
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
-from sirr.inference import precision_for, reuse_freed_memory
+from sirrbook.inference import precision_for, reuse_freed_memory
 from sirr.messages import repo_relative
 from sirr.methods import get_method
 from sirr.models.location_aware import RELEASE_URL, LocationAware, release_key_map
 from sirr.train.engine import CheckpointError, resolve_precision  # CheckpointError: shared with training
-from sirr.weights import committed_weights
+from sirrbook.weights import committed_weights
 
 __all__ = [
     "DEFAULT_TILE",
@@ -212,7 +212,7 @@ class Remover:
 
 
 def _as_remover(method: str, model: torch.nn.Module, device: str, checkpoint: Path | None, source: str) -> Remover:
-    """The model as a function. LA runs in the path :func:`sirr.inference.precision_for` picks for ``device``
+    """The model as a function. LA runs in the path :func:`sirrbook.inference.precision_for` picks for ``device``
     (the fastest one ``sirr bench`` found within 40 dB of fp32 on trained weights); TS, and LA without a bench
     report, in ``resolve_precision("auto")`` (bf16 autocast + channels_last only where the hardware computes
     in bf16, fp32 elsewhere)."""

@@ -4,7 +4,7 @@ A chapter asks for "row *w/o TSM* of LA Table 2 at this preset and seed"; this m
 (:func:`sirr.train.train_location_aware` / :func:`sirr.train.train_two_stage`, which reuse a finished
 checkpoint under ``runs/``), evaluates it with :func:`sirr.metrics.evaluate` under both metric
 conventions on the test sets that are present, and stores the numbers with their provenance under
-``results/<preset>/<experiment>/<seed>.json`` via :func:`sirr.results.load_or_compute`. Stored results
+``results/<preset>/<experiment>/<seed>.json`` via :func:`sirrbook.results.load_or_compute`. Stored results
 are reused unless ``run.retrain`` is set, so a book rebuild is cheap and results computed on a GPU
 show up in a CPU-built book.
 
@@ -20,7 +20,7 @@ Registry (paper row -> what changes):
 
 Tables: :func:`main_tables` (chapter 06, LA Table 1 and TS Table I layouts), :func:`ablation_table`
 (chapter 07) and :func:`ordering_agreement` (does our ordering of the rows agree with the paper's).
-The sentences the chapters print beside these numbers are built in :mod:`sirr.book.prose`.
+The sentences the chapters print beside these numbers are built in :mod:`sirrbook.book.prose`.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.methods import get_method
 from sirr.metrics import downsize_max_side, evaluate, paired_difference, resize_multiple_of
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
-from sirr.results import load_image, load_or_compute, result_path, save_result
-from sirr.viz import image_grid
-from sirr.viz.tables import DATASET_NAMES
+from sirrbook.results import load_image, load_or_compute, result_path, save_result
+from sirrbook.viz import image_grid
+from sirrbook.viz.tables import DATASET_NAMES
 
 __all__ = [
     "PAPER_COMPUTE",
@@ -302,7 +302,7 @@ def _score(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], data
 
 def _stored(run: RunConfig, experiment: str, compute: Callable[[], dict], seed: int | None,
             verbose: bool = True) -> dict:
-    """:func:`sirr.results.load_or_compute`, with the ``_images`` of the payload saved as PNGs beside it."""
+    """:func:`sirrbook.results.load_or_compute`, with the ``_images`` of the payload saved as PNGs beside it."""
     held: dict[str, Any] = {}
 
     def payload() -> dict:
@@ -363,9 +363,9 @@ def _model_of_record(res, model, load, device):
 
 def _inference_path(model, device: str, method: str = "la"):
     """``(wrap, words)``: ``wrap(fn)`` runs ``fn`` in the path ``sirr remove`` uses: for LA the one ``sirr bench``
-    accepted for this device (:func:`sirr.inference.precision_for`; fp32 eager without a bench report), for TS
+    accepted for this device (:func:`sirrbook.inference.precision_for`; fp32 eager without a bench report), for TS
     (which the bench does not measure) ``resolve_precision("auto")`` -- and which path that is, in words."""
-    from sirr.inference import precision_for
+    from sirrbook.inference import precision_for
     from sirr.train.engine import resolve_precision
 
     if method == "la":
@@ -737,7 +737,7 @@ def run_ablations(run: RunConfig, tables: Sequence[str] = ("la2", "la3", "ts"), 
     """Compute (or read) every row of ``tables`` for every seed, seed-major so a partial run covers all
     rows once before repeating: the batch job that fills ``results/<preset>/`` for chapter 7, e.g. on a GPU::
 
-        python -c "import sirr.config as c, sirr.experiments as ex; ex.run_ablations(c.resolve('smoke', device='cuda'))"
+        python -c "import sirr.config as c, sirrbook.experiments as ex; ex.run_ablations(c.resolve('smoke', device='cuda'))"
     """
     seeds = tuple(run.preset.ablation.seeds if seeds is None else seeds)
     t00 = time.perf_counter()
@@ -1094,7 +1094,7 @@ def load_average_record(path: str | os.PathLike | None) -> dict | None:
 
 def machine_line() -> str:
     """The machine in words: CPU model, cores, torch threads and PyTorch's CPU capability."""
-    from sirr.inference import cpu_model
+    from sirrbook.inference import cpu_model
 
     return (f"{cpu_model() or 'unknown CPU'}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
             f"capability {torch.backends.cpu.get_cpu_capability()}")
@@ -1138,7 +1138,7 @@ def publish(run: RunConfig, method: str, load_log: str | os.PathLike | None = No
     res = (la_experiment if method == "la" else ts_experiment)(run, verbose=verbose)
     out = {"training": rec, "evaluation": res, "weights": None}
     if method == "la":
-        from sirr.weights import export_weights
+        from sirrbook.weights import export_weights
 
         real = (res.get("vs_identity") or {}).get("real20")
         score = None
