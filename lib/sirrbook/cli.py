@@ -22,7 +22,9 @@ from sirr.config import PRESETS, resolve
 from sirr.data.datasets import DATASETS, TRAINING_SETS, benchmark_inventory, find_dataset
 from sirr.data.pool import build_pool
 from sirr.data.root import DatasetNotFoundError
+from sirr.errors import SirrError
 from sirr.messages import LOGGERS, show_messages
+from sirr.methods import METHODS
 from sirr.provenance import header
 from sirrbook.remove import remove_cli
 
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: the committed LA@cpu weights)")
 
     t = sub.add_parser("train", help="train one method at a preset (single process or under torchrun)")
-    t.add_argument("method", choices=["la", "ts"])
+    t.add_argument("method", choices=list(METHODS))
     _common(t)
     t.add_argument("--run-dir", default=None, help="checkpoints and logs (default: runs/<preset>/<method>/full/seed<seed>)")
     t.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --run-dir")
@@ -69,14 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pb = sub.add_parser("publish", help="record, evaluate (with intervals against the identity baseline) and export "
                                         "a finished training as the book's committed results")
-    pb.add_argument("method", choices=["la", "ts"])
+    pb.add_argument("method", choices=list(METHODS))
     _common(pb)
     pb.add_argument("--load-log", default=None, help="file of '<time> <load average>' lines sampled while it trained")
 
     r = sub.add_parser("remove", help="remove reflections from photos of any size and format")
     r.add_argument("photos", nargs="+", help="image files")
     r.add_argument("--out", required=True, help="output folder (never the inputs' own files)")
-    r.add_argument("--method", choices=["la", "ts"], default="la")
+    r.add_argument("--method", choices=list(METHODS), default="la")
     r.add_argument("--checkpoint", default=None, help="a checkpoint of ours, or the LA authors' model.pth")
     r.add_argument("--device", default="auto")
     r.add_argument("--tile", type=int, default=None, help="tile side for photos too large to process at once")
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sirr: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError) as e:
+    except (SirrError, ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError) as e:
         # One clear line for what the user can fix; SIRR_DEBUG=1 shows the traceback.
         if os.environ.get("SIRR_DEBUG"):
             raise

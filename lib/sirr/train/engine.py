@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from sirr.atomic import atomic_write, atomic_write_text
 from sirr.data.pool import build_pool
+from sirr.errors import SirrError
 from sirr.messages import repo_relative
 from sirr.paths import REPO_ROOT
 from sirr.provenance import provenance
@@ -168,15 +169,15 @@ def resolve_precision(precision: str, device: str | torch.device) -> Precision:
     return Precision("bf16", autocast=True, channels_last=kind == "cpu")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SirrError, ValueError):
     """A checkpoint that cannot be used here: pickled code, another model's, unreadable, incompatible."""
 
 
-class CheckpointNotFoundError(FileNotFoundError):
+class CheckpointNotFoundError(SirrError, FileNotFoundError):
     """No checkpoint file at the given path."""
 
 
-class MetricsNotFoundError(FileNotFoundError):
+class MetricsNotFoundError(SirrError, FileNotFoundError):
     """No metrics.jsonl in the given run folder."""
 
 

@@ -39,6 +39,7 @@ from typing import Iterable, Sequence
 from sirr.atomic import atomic_write_text
 from sirrbook.book.gpu_page import GENERATED, time_tables
 from sirr.config import REPO_ROOT, get_preset
+from sirr.errors import SirrError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ _NOTEBOOK_RE = re.compile(r"^\d\d_.+\.ipynb$")
 _HIDE_TAGS = ("injected-parameters", "parameters")
 
 
-class NotebookExecutionError(RuntimeError):
+class NotebookExecutionError(SirrError, RuntimeError):
     """A chapter failed: one line naming the notebook, the cell and the exception."""
 
     def __init__(self, notebook, cell: int | None, ename: str, evalue: str, executed: Path | None = None,
@@ -81,7 +82,7 @@ class NotebookExecutionError(RuntimeError):
         super().__init__(msg)
 
 
-class BookBuildError(RuntimeError):
+class BookBuildError(SirrError, RuntimeError):
     """Jupyter Book reported warnings or errors (they are errors here)."""
 
 
