@@ -82,7 +82,8 @@ class Method:
         return self.variants[name]
 
     def run_dir(self, run: RunConfig, variant: str = FULL) -> Path:
-        """``runs/<preset>/<method>/<variant>/<data fingerprint>/seed<seed>`` (:func:`sirr.train.engine.default_run_dir`)."""
+        """``runs/<preset>/<method>/<variant>/<data tag>/seed<seed>`` (:func:`sirr.train.rundir.default_run_dir`; names
+        the folder without reading the data)."""
         self.variant(variant)
         return default_run_dir(run, self.name, variant)
 
