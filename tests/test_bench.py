@@ -1,4 +1,4 @@
-"""``sirr.book.bench``: a tiny bench run writes a complete report; the fast paths agree with fp32 eager."""
+"""``sirrbook.book.bench``: a tiny bench run writes a complete report; the fast paths agree with fp32 eager."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sirr.book import bench
+from sirrbook.book import bench
 from sirr.models.location_aware import LocationAware
 
 
@@ -25,7 +25,7 @@ def test_tiny_bench_writes_a_valid_report(tmp_path):
     assert stored["parameters"] == 10_925_719
     assert "commit" in stored["provenance"] and "loadavg_1_5_15" in stored["conditions"]["end"]
     paths = {r["path"]: r for r in stored["inference"]}
-    from sirr.inference import paths_here
+    from sirrbook.inference import paths_here
 
     # fp32 everywhere; bf16 only where this CPU computes in bf16 (AVX-512 BF16 / AMX)
     assert set(paths) == set(paths_here("cpu")) and {"fp32 eager", "fp32 channels_last"} <= set(paths)
@@ -58,7 +58,7 @@ def _trained_checkpoint(tmp_path):
 
 
 def test_bench_on_trained_weights_records_the_path_sirr_remove_uses(tmp_path, monkeypatch):
-    from sirr import inference
+    from sirrbook import inference
 
     ckpt = _trained_checkpoint(tmp_path)
     out = tmp_path / "bench" / f"{inference.device_slug('cpu')}.json"
@@ -154,7 +154,7 @@ def test_cuda_bench_bf16_and_compiled_paths(tmp_path):
 
 
 def test_cost_table_is_one_row_per_size_without_gaps(tmp_path):
-    from sirr.viz.location_aware import cost_sentences, cost_table
+    from sirrbook.viz.location_aware import cost_sentences, cost_table
 
     rep = bench.run_bench("cpu", sizes=["24x32", "16x16"], repeats=1, out=tmp_path / "c.json", train=False,
                           print_fn=lambda s: None, compile=False, profile=False, weights=_trained_checkpoint(tmp_path))

@@ -1,4 +1,4 @@
-"""sirr.book: papermill runner (failure reporting, parameters, hidden plumbing), staging and TOC filtering.
+"""sirrbook.book: papermill runner (failure reporting, parameters, hidden plumbing), staging and TOC filtering.
 
 These use tiny stub notebooks in a temporary repository (each kernel start costs a few seconds);
 the real chapters are executed once, by the book test in tests/test_browser.py.
@@ -14,7 +14,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("papermill")
 
-from sirr.book import (  # noqa: E402
+from sirrbook.book import (  # noqa: E402
     NotebookExecutionError,
     hide_plumbing,
     run_book,
@@ -22,7 +22,7 @@ from sirr.book import (  # noqa: E402
     select_notebooks,
     stage_book,
 )
-from sirr.book.build import _filter_toc, _toc_files  # noqa: E402
+from sirrbook.book.build import _filter_toc, _toc_files  # noqa: E402
 import sirr.config  # noqa: E402
 
 PARAMS = ('preset = "smoke"  # smoke (CPU, CI) | demo (one GPU) | paper (the papers\' schedules)\n'
@@ -168,9 +168,9 @@ def test_stage_book_mirrors_the_repo_and_drops_missing_chapters(tmp_path):
 def test_status_rows_follow_the_stored_results(tmp_path):
     import dataclasses
 
-    from sirr.book.status import STATUSES, status_rows
+    from sirrbook.book.status import STATUSES, status_rows
     from sirr.config import RunConfig, get_preset
-    from sirr.results import save_result
+    from sirrbook.results import save_result
 
     run = RunConfig(preset=get_preset("cpu"), results_dir=tmp_path)
     before = {r["claim or number"]: r for r in status_rows(tmp_path)}
@@ -186,7 +186,7 @@ def test_status_rows_follow_the_stored_results(tmp_path):
 
 
 def test_gpu_time_tables_come_from_the_stored_reports(tmp_path):
-    from sirr.book.gpu_page import time_tables
+    from sirrbook.book.gpu_page import time_tables
 
     bench = tmp_path / "bench"
     bench.mkdir()
@@ -239,12 +239,12 @@ def test_repo_relative_paths(tmp_path):
 
 def test_messages_and_result_lines_show_repo_relative_paths(tmp_path):
     """What the chapters print through the ``sirr`` logger (sirr.messages.show_messages), the stored-result
-    lines (sirr.book.prose.result_line) and the results store's own messages carry no absolute repo path."""
+    lines (sirrbook.book.prose.result_line) and the results store's own messages carry no absolute repo path."""
     import io
     import logging
 
-    from sirr.book.prose import result_line
-    from sirr.messages import show_messages
+    from sirrbook.book.prose import result_line
+    from sirr.messages import LOGGERS, show_messages
     from sirr.paths import REPO_ROOT
 
     out = io.StringIO()
@@ -252,9 +252,12 @@ def test_messages_and_result_lines_show_repo_relative_paths(tmp_path):
     try:
         logging.getLogger("sirr.train.engine").info("[train] checkpoint %s; metrics %s", REPO_ROOT / "runs" / "a.pt",
                                                     f"{REPO_ROOT}/runs/metrics.jsonl")
+        logging.getLogger("sirrbook.results").info("stored %s", REPO_ROOT / "results" / "x.json")
     finally:
-        logging.getLogger("sirr").removeHandler(handler)
-    assert out.getvalue() == "[train] checkpoint runs/a.pt; metrics runs/metrics.jsonl\n"
+        for name in LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
+            logging.getLogger(name).propagate = True
+    assert out.getvalue() == "[train] checkpoint runs/a.pt; metrics runs/metrics.jsonl\nstored results/x.json\n"
 
     rec = {"method": "la", "variant": "full", "_provenance": {"seed": 0, "preset": "smoke"}, "steps": 6,
            "_path": str(REPO_ROOT / "results" / "smoke" / "la" / "full" / "0.json")}
@@ -263,9 +266,9 @@ def test_messages_and_result_lines_show_repo_relative_paths(tmp_path):
 
 
 def test_duplicate_inline_scripts_are_written_once():
-    """sirr.book.sphinx_fixes: Sphinx 7.4 kept an extension's inline script as file name None and again as ''."""
+    """sirrbook.book.sphinx_fixes: Sphinx 7.4 kept an extension's inline script as file name None and again as ''."""
     pytest.importorskip("sphinx")
-    from sirr.book.sphinx_fixes import dedupe_scripts
+    from sirrbook.book.sphinx_fixes import dedupe_scripts
     from sphinx.builders.html._assets import _JavaScript
 
     thebe = 'const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"'
@@ -284,7 +287,7 @@ def test_config_loads_the_script_fix():
     from sirr.config import REPO_ROOT
 
     cfg = yaml.safe_load((REPO_ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert "sirr.book.sphinx_fixes" in cfg["sphinx"]["extra_extensions"]
+    assert "sirrbook.book.sphinx_fixes" in cfg["sphinx"]["extra_extensions"]
 
 
 def test_a_failed_html_build_raises_book_build_error_and_logs_its_warnings(tmp_path, monkeypatch, caplog):
@@ -293,11 +296,11 @@ def test_a_failed_html_build_raises_book_build_error_and_logs_its_warnings(tmp_p
     import subprocess
     import logging
 
-    from sirr.book import build as build_mod
+    from sirrbook.book import build as build_mod
 
     fake = subprocess.CompletedProcess(args=[], returncode=1, stdout="x.md:3: WARNING: undefined label\n", stderr="")
     monkeypatch.setattr(build_mod.subprocess, "run", lambda *a, **k: fake)
-    caplog.set_level(logging.ERROR, logger="sirr.book.build")
+    caplog.set_level(logging.ERROR, logger="sirrbook.book.build")
     with pytest.raises(build_mod.BookBuildError, match=r"1 warnings/errors.*undefined label.*full log: .*jb\.log"):
         build_mod.build_html(tmp_path / "src", tmp_path / "html", log_file=tmp_path / "jb.log")
     assert "undefined label" in caplog.text and "undefined label" in (tmp_path / "jb.log").read_text()

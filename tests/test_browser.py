@@ -28,8 +28,8 @@ pytestmark = pytest.mark.book
 nbformat = pytest.importorskip("nbformat")
 yaml = pytest.importorskip("yaml")
 
-from sirr.book import BookBuildError, NotebookExecutionError, list_notebooks, run_book  # noqa: E402
-from sirr.book.build import _toc_files  # noqa: E402
+from sirrbook.book import BookBuildError, NotebookExecutionError, list_notebooks, run_book  # noqa: E402
+from sirrbook.book.build import _toc_files  # noqa: E402
 from sirr.config import REPO_ROOT  # noqa: E402
 
 CHROMIUM = os.environ.get("SIRR_CHROMIUM", "/usr/bin/chromium")
@@ -101,7 +101,7 @@ def _built_pages(book):
 
 
 def test_no_script_is_written_twice_into_a_page(book):
-    """sirr.book.sphinx_fixes: Sphinx 7.4 wrote extensions' inline scripts twice into every page's head."""
+    """sirrbook.book.sphinx_fixes: Sphinx 7.4 wrote extensions' inline scripts twice into every page's head."""
     problems = []
     for page, text in _built_pages(book).items():
         head = text.split("</head>", 1)[0]  # (a widget shown twice may legitimately repeat a view script below)
@@ -112,7 +112,7 @@ def test_no_script_is_written_twice_into_a_page(book):
 
 
 def test_every_figure_in_a_chapter_is_numbered_and_captioned(book):
-    """sirr.viz.save_figure shows each figure as <figure class="sirr-figure"> with "Figure C.K." and its caption:
+    """sirrbook.viz.save_figure shows each figure as <figure class="sirr-figure"> with "Figure C.K." and its caption:
     an image in a chapter's output without one is a figure the reader cannot cite."""
     problems = []
     for page, text in _built_pages(book).items():
@@ -136,7 +136,7 @@ def test_every_figure_in_a_chapter_is_numbered_and_captioned(book):
 
 
 def test_no_page_shows_a_figure_of_smoke_weights(book):
-    """A figure drawn from smoke weights becomes a collapsed pipeline-check line (sirr.viz.save_figure): every
+    """A figure drawn from smoke weights becomes a collapsed pipeline-check line (sirrbook.viz.save_figure): every
     numbered figure of the built book is data, a non-learned operator, or a stored trained result."""
     shown = set()
     for page, text in _built_pages(book).items():

@@ -1,4 +1,4 @@
-"""Chapter 01/02 helpers of ``sirr.book.chapters``: what they compute (known values) and that every figure draws (Agg)."""
+"""Chapter 01/02 helpers of ``sirrbook.book.chapters``: what they compute (known values) and that every figure draws (Agg)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sirr.data.synthesis import LA_SKIP_RULES, synthesize_la  # noqa: E402
-from sirr.book import chapters  # noqa: E402
+from sirrbook.book import chapters  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +125,7 @@ def test_record_throughput_keeps_other_devices(tmp_path):
     cpu = sirr.config.resolve("smoke", results_dir=tmp_path, data_root="none")
     path, table = chapters.record_throughput(cpu, {"la": 10.0, "ts": 5.0}, size=256, batch=16, seconds=1.0)
     assert path.exists() and table.shape[0] == 1 and list(table.columns[:2]) == ["la", "ts"]
-    from sirr.results import load_result, save_result
+    from sirrbook.results import load_result, save_result
 
     rec = load_result(cpu, "synthesis_throughput")
     by = dict(rec["by_device"])

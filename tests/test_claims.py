@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from sirr import claims
+from sirrbook import claims
 from sirr.config import ValidationConfig, resolve
 from sirr.metrics import seed_paired_difference
-from sirr.results import save_result
+from sirrbook.results import save_result
 
 
 def _run(tmp_path):

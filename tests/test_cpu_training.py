@@ -12,7 +12,7 @@ from sirr.methods import get_method
 from sirr.metrics import psnr
 from sirr.train.engine import load_checkpoint, read_metrics, resolve_precision
 from sirr.train.validation import ValidationSet, hold_out
-from sirr.weights import export_weights
+from sirrbook.weights import export_weights
 
 
 def test_precision_choices():

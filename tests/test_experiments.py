@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from sirr import experiments as ex
+from sirrbook import experiments as ex
 from sirr import paper_numbers
-from sirr.book import prose
+from sirrbook.book import prose
 from sirr.config import resolve
 
 
@@ -70,11 +70,20 @@ def test_default_model_flags_are_the_ours_row():
 
 
 def test_unknown_variant_and_table_raise_with_the_valid_names():
+    """One variant lookup (Method.variant) and one error for it, wherever the name comes in; every library error
+    derives from SirrError."""
+    from sirr.errors import SirrError
+    from sirr.methods import UnknownMethodError
+
     run = resolve("smoke", data_root="none")
-    with pytest.raises(ex.ExperimentError, match="unknown LA variant 'wo_tms'.*wo_tsm"):
-        ex.la_experiment(run, "wo_tms", 0)
-    with pytest.raises(ex.ExperimentError, match="unknown table 'la4'.*la2"):
+    for call in (lambda: ex.la_experiment(run, "wo_tms", 0), lambda: ex.experiment(run, "la", "wo_tms", 0),
+                 lambda: ex.trained_model(run, "la", "wo_tms")):
+        with pytest.raises(UnknownMethodError) as e:
+            call()
+        assert (e.value.name, e.value.closest) == ("wo_tms", "wo_tsm") and "wo_tsm" in e.value.valid
+    with pytest.raises(ex.ExperimentError, match="unknown table 'la4'.*la2") as e:
         ex.ablation_table(run, "la4", seeds=(0,), results={})
+    assert isinstance(e.value, SirrError) and isinstance(e.value, ValueError)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -158,7 +167,7 @@ def counting_trainer(monkeypatch, tmp_path):
         return SimpleNamespace(model=_Halve(), run_dir=run_dir, checkpoint=None, metrics_path=None,
                                steps=kw.get("steps") or 0, losses={})
 
-    monkeypatch.setattr(sirr.train, "train_location_aware", fake_train)
+    monkeypatch.setattr(sirr.methods, "train_location_aware", fake_train)  # Method.train calls it
     monkeypatch.setattr(sirr.methods, "default_run_dir",
                         lambda run, method, variant="full": tmp_path / "runs" / method / variant / f"seed{run.seed}")
     return calls
@@ -203,7 +212,7 @@ def test_ablation_table_shape_columns_and_spread(tiny_run, counting_trainer):
     ex.ablation_table(tiny_run, "la3", seeds=(0, 1))
     assert len(counting_trainer) == n
 
-    from sirr.viz.tables import ablation_display, to_markdown
+    from sirrbook.viz.tables import ablation_display, to_markdown
 
     disp = ablation_display(df)
     assert list(disp.columns[:2]) == ["row (paper)", "seeds"]
@@ -224,7 +233,7 @@ def test_identity_baseline_and_main_tables(tiny_run):
 
 
 def test_mean_std_formatting():
-    from sirr.viz.tables import fmt, mean_std
+    from sirrbook.viz.tables import fmt, mean_std
 
     assert mean_std(23.1234, 0.314) == "23.12 ± 0.31"
     assert mean_std(0.9, float("nan"), 3) == "0.900"
@@ -333,5 +342,8 @@ def test_loss_probe_scores_perturbed_ground_truths_with_each_term():
     assert raw.loc["black", fr] < raw.loc["ground truth", fr]  # L_FR alone prefers a featureless image
     assert raw.loc["ground truth", "total"] < raw.loc["black", "total"]  # the whole L_ini does not
     assert not np.isclose(raw.loc["ground truth", fr], norm.loc["ground truth", fr])
-    with pytest.raises(ex.ExperimentError, match="unknown method"):
+    from sirr.methods import UnknownMethodError
+
+    with pytest.raises(UnknownMethodError) as e:
         ex.loss_probe(run, "xx")
+    assert e.value.name == "xx" and e.value.valid == ("la", "ts")

@@ -1,4 +1,4 @@
-"""``sirr.viz.save_figure`` shows each figure once with a numbered caption, stamps smoke-weight figures,
+"""``sirrbook.viz.save_figure`` shows each figure once with a numbered caption, stamps smoke-weight figures,
 and the chapter figures use one colour map (with a colour bar) per quantity."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import sirr.config  # noqa: E402
-from sirr.viz import figures  # noqa: E402
-from sirr.viz import style  # noqa: E402
+from sirrbook.viz import figures  # noqa: E402
+from sirrbook.viz import style  # noqa: E402
 
 DATA_URI = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -192,7 +192,7 @@ def _cmaps(fig) -> list[str]:
 
 
 def test_rcmap_and_error_panels_share_colour_maps_and_have_colour_bars():
-    from sirr.viz import location_aware as laviz
+    from sirrbook.viz import location_aware as laviz
 
     I = torch.rand(1, 3, 24, 36)
     grid = laviz.iteration_grid(I, _la_output(), title="a very long title " * 8)
@@ -207,7 +207,7 @@ def test_rcmap_and_error_panels_share_colour_maps_and_have_colour_bars():
 
 def test_ts_confidence_uses_its_colour_map():
     from sirr.models.two_stage import TwoStage, two_means_threshold
-    from sirr.viz import two_stage as tsviz
+    from sirrbook.viz import two_stage as tsviz
 
     model = TwoStage(width_scale=0.125).eval()
     I = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -234,7 +234,7 @@ def test_wrap_title_never_breaks_mathtext():
 
 
 def test_ordering_plot_labels_on_y_axis_without_overlap():
-    from sirr.viz.tables import ordering_plot
+    from sirrbook.viz.tables import ordering_plot
 
     labels = ["Full model", "w/o RDM & TSM", "w/o TSM", "w/o conv-LSTM", "Ĉ from I_ft",
               "L_C^B & RKI (relative kernel initialisation, long label)", "w/o multiscale", "L_C → L_C^B"]
@@ -255,10 +255,10 @@ def test_ordering_plot_labels_on_y_axis_without_overlap():
 
 
 def test_every_changed_figure_draws_with_constrained_layout(tmp_path):
-    from sirr.viz import location_aware as laviz
-    from sirr.viz import tables
-    from sirr.viz import two_stage as tsviz
-    from sirr.viz.training import training_curves
+    from sirrbook.viz import location_aware as laviz
+    from sirrbook.viz import tables
+    from sirrbook.viz import two_stage as tsviz
+    from sirrbook.viz.training import training_curves
 
     metrics = pd.DataFrame({"step": [1, 2, 3, 4], "phase": ["pretrain", "pretrain", "finetune", "finetune"],
                             "total": [1.0, 0.6, 0.5, 0.4], "rcmap": [0.3, 0.2, 0.2, 0.1],

@@ -20,8 +20,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 yaml = pytest.importorskip("yaml")
 
-from sirr.book import PARAMETER_NAMES, list_notebooks  # noqa: E402
-from sirr.book.build import _toc_files  # noqa: E402
+from sirrbook.book import PARAMETER_NAMES, list_notebooks  # noqa: E402
+from sirrbook.book.build import _toc_files  # noqa: E402
 from sirr.config import PRESETS, REPO_ROOT  # noqa: E402
 
 NOTEBOOKS = list_notebooks(REPO_ROOT / "notebooks") if (REPO_ROOT / "notebooks").is_dir() else []

@@ -1,4 +1,4 @@
-"""``sirr.remove`` and ``python -m sirr remove``: tiling, odd photos, never overwriting inputs, bad files, weights."""
+"""``sirrbook.remove`` and ``python -m sirr remove``: tiling, odd photos, never overwriting inputs, bad files, weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sirr import remove as R
+from sirrbook import remove as R
 
 
 def _pointwise(x: torch.Tensor) -> torch.Tensor:
@@ -332,7 +332,7 @@ def test_paper_figure_functions_draw_every_panel():
     import matplotlib.pyplot as plt
 
     from sirr.models.two_stage import TwoStageOutput
-    from sirr.book import paper_figures as pf
+    from sirrbook.book import paper_figures as pf
 
     g = torch.Generator().manual_seed(0)
     img = lambda c=3: torch.rand(1, c, 24, 32, generator=g)  # noqa: E731

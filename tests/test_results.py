@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
-import sirr.results as results
+import sirrbook.results as results
 from sirr.config import resolve
-from sirr.results import (
+from sirrbook.results import (
     CheckpointTooLarge,
     ResultsError,
     load_image,

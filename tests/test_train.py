@@ -224,21 +224,30 @@ def test_read_metrics_skips_a_torn_last_line_and_names_a_missing_file(tmp_path):
         read_metrics(tmp_path / "nowhere")
 
 
-def test_default_run_dir_and_variant_names(tmp_path):
+def test_default_run_dir_and_variant_names(tmp_path, monkeypatch):
+    import sirr.data.pool as pool_mod
+
     run = resolve("smoke", seed=3, data_root="none")
     d = default_run_dir(run, "la")
     assert d.parts[-6:] == ("runs", "smoke", "la", "full", "nodata", "seed3")
     assert default_run_dir(run, "ts", "no_adv").parts[-4:] == ("ts", "no_adv", "nodata", "seed3")
-    # runs trained on other photos never share a folder: the data part names the training pool
-    (tmp_path / "sun_hays80").mkdir()
-    for k in range(2):
-        Image.fromarray(np.full((40, 50, 3), 40 * k, np.uint8)).save(tmp_path / "sun_hays80" / f"p{k}.jpg")
-    other = default_run_dir(resolve("smoke", seed=3, data_root=tmp_path), "la")
-    assert other.parts[-2] not in ("nodata", "full") and len(other.parts[-2]) == 8 and other != d
+    # runs on two data roots never share a folder, and naming one never reads the data (no pool is built)
+    monkeypatch.setattr(pool_mod, "build_pool", lambda *a, **k: pytest.fail("naming a run folder built the pool"))
+    (tmp_path / "a" / "sun_hays80").mkdir(parents=True)
+    (tmp_path / "b" / "sun_hays80").mkdir(parents=True)
+    a, b = (default_run_dir(resolve("smoke", seed=3, data_root=tmp_path / r), "la") for r in "ab")
+    assert a.parts[-2].startswith("data-") and len(a.parts[-2]) == len("data-") + 8 and a != b and a != d
+    assert a == default_run_dir(resolve("smoke", seed=3, data_root=tmp_path / "a"), "la")
+    # a folder of the older scheme (named by the pool's fingerprint) is found when it is the only one
+    runs = tmp_path / "runs"
+    old = runs / "smoke" / "la" / "full" / "0123abcd" / "seed3"
+    old.mkdir(parents=True)
+    r = resolve("smoke", seed=3, data_root=tmp_path / "a")
+    assert default_run_dir(r, "la", runs_dir=runs) == old
+    (runs / "smoke" / "la" / "full" / "89abcdef" / "seed3").mkdir(parents=True)
+    assert default_run_dir(r, "la", runs_dir=runs).parts[-2].startswith("data-")  # two: neither is taken
     assert variant_name() == "full"
     assert variant_name(use_lstm=False) == "use_lstm-False"
-    with pytest.raises(ValueError, match="method must be"):
-        default_run_dir(run, "xx")
 
 
 
@@ -294,7 +303,7 @@ def test_ts_ablation_switches_change_the_losses_and_the_run_folder(tmp_path):
 
 
 def test_train_cli_prints_where_checkpoints_and_metrics_went(tmp_path, capsys):
-    from sirr.cli import train_cli
+    from sirrbook.train_cli import train_cli
 
     result = train_cli("la", preset="smoke", seed=0, device="cpu", data_root="none", results_dir=None,
                        run_dir=str(tmp_path / "cli"), resume=False,

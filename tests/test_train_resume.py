@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -61,44 +59,60 @@ def test_ts_resume_across_the_stage_switch_is_bitwise_exact(tmp_path):
 
 _CHILD = textwrap.dedent(
     """
-    import sys
+    import os, signal, sys
     sys.path.insert(0, {tests!r})
+    import torch
+    import sirr.train.engine as engine
+    from sirr.atomic import atomic_write
     from test_train import photos, tiny_run
     from sirr.train import train_location_aware
+
+    KILL_AT, WHEN = {kill_at!r}, {when!r}
+    real_save = engine.atomic_torch_save
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def hooked(obj, path):  # the checkpoint hook: every checkpoint the session writes goes through it
+        if obj.get("step") != KILL_AT or not str(path).endswith("last.pt"):
+            return real_save(obj, path)
+        if WHEN == "while writing":  # the temporary file is written and flushed, not yet renamed to last.pt
+            atomic_write(path, lambda fh: (torch.save(obj, fh), fh.flush(), die()))
+        real_save(obj, path)
+        die()  # after writing: last.pt of step KILL_AT is on disk
+
+    engine.atomic_torch_save = hooked
     run = tiny_run(la__checkpoint_every=1, la__log_every=1)
     train_location_aware(run, {run_dir!r}, photos=photos(), steps=2, fine_tune_steps=2, progress=False)
     """
 )
 
 
-@pytest.mark.slow
-def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
     run = tiny_run(la__checkpoint_every=1, la__log_every=1)
-    reference = train_location_aware(run, tmp_path / "ref", photos=photos(), steps=2, fine_tune_steps=2,
-                                     progress=False)
-    kill_after = random.Random(time.time_ns()).randint(1, 2)  # steps logged (and checkpointed) before the kill
+    return train_location_aware(run, tmp_path_factory.mktemp("ref"), photos=photos(), steps=2, fine_tune_steps=2,
+                                progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at, when", [(1, "after writing"), (3, "while writing")])
+def test_sigkill_at_a_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted, kill_at, when):
+    """The child kills itself (SIGKILL) at a checkpoint: right after step 1's ``last.pt`` is on disk, or while
+    step 3's is being written (before the rename: ``last.pt`` still holds step 2, a temporary file lies beside it).
+    Resumed, the run ends with the uninterrupted run's weights bit for bit."""
+    run = tiny_run(la__checkpoint_every=1, la__log_every=1)
     run_dir = tmp_path / "killed"
-    code = _CHILD.format(tests=str(Path(__file__).resolve().parent), run_dir=str(run_dir))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-    metrics = run_dir / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and child.poll() is None:
-            if (run_dir / "last.pt").exists() and metrics.exists() and \
-                    len(metrics.read_text().splitlines()) >= kill_after:
-                break
-            time.sleep(0.02)
-        assert child.poll() is None, f"the child ended before the kill: {child.stderr.read().decode()[-2000:]}"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
-    assert child.returncode == -signal.SIGKILL
+    code = _CHILD.format(tests=str(Path(__file__).resolve().parent), run_dir=str(run_dir), kill_at=kill_at,
+                         when=when)
+    child = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
     killed_at = load_checkpoint(run_dir / "last.pt", "la")["step"]
-    assert 1 <= killed_at < 4, f"kill_after={kill_after}"
+    assert killed_at == (kill_at if when == "after writing" else kill_at - 1)
+    assert any(p.name.endswith(".tmp") for p in run_dir.iterdir()) == (when == "while writing")
     resumed = train_location_aware(run, run_dir, photos=photos(), steps=2, fine_tune_steps=2, progress=False)
     assert resumed.resumed_from == killed_at
-    assert_bitwise_equal(everything(reference.run_dir / "last.pt"), everything(run_dir / "last.pt"))
+    assert_bitwise_equal(everything(uninterrupted.run_dir / "last.pt"), everything(run_dir / "last.pt"))
     assert list(read_metrics(run_dir)["step"]) == [1, 2, 3, 4]
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]

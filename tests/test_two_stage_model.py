@@ -274,7 +274,7 @@ def test_chapter_figures_draw_the_model_output():
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from sirr.viz import two_stage as tsviz
+    from sirrbook.viz import two_stage as tsviz
 
     model = TwoStage(width_scale=TINY).eval()
     I, *_ = _scene()

@@ -234,7 +234,7 @@ def test_two_stage_feature_term_is_at_torchvision_scale():
 def test_first_layer_filters_figure(oxford):
     import matplotlib.pyplot as plt
 
-    from sirr.viz.location_aware import first_layer_filters
+    from sirrbook.viz.location_aware import first_layer_filters
 
     for source in (oxford, "random"):
         fig = first_layer_filters(source)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-import sirr.remove as remove
-from sirr import experiments as ex
-from sirr.book import stored
+import sirrbook.remove as remove
+from sirrbook import experiments as ex
+from sirrbook.book import stored
 from sirr.config import resolve
 from sirr.methods import get_method
-from sirr.results import load_manifest
-from sirr.weights import committed_weights, export_weights
+from sirrbook.results import load_manifest
+from sirrbook.weights import committed_weights, export_weights
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_training_record_and_stored_helpers(budget_run):
 def test_evaluation_table_and_verdicts_from_paired_intervals(tmp_path):
     run = resolve("smoke", data_root="none", results_dir=tmp_path / "results")
     cpu = stored.stored_run(run)
-    from sirr.results import save_result
+    from sirrbook.results import save_result
 
     names = [f"im{i}" for i in range(10)]
     base = np.linspace(15.0, 24.0, 10)

@@ -1,4 +1,4 @@
-"""sirr.viz.explorer: controls from specs, live render into an Output, static PNG renders in the state."""
+"""sirrbook.viz.explorer: controls from specs, live render into an Output, static PNG renders in the state."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sirr.viz import explorer  # noqa: E402
-from sirr.viz.widgets import ExplorerError, make_control  # noqa: E402
+from sirrbook.viz import explorer  # noqa: E402
+from sirrbook.viz.widgets import ExplorerError, make_control  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

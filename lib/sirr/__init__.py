@@ -1,12 +1,17 @@
-"""sirr: single-image reflection removal, two papers side by side.
+"""sirr: single-image reflection removal, two papers side by side -- the science.
 
 - LA: Dong et al., *Location-aware Single Image Reflection Removal*, ICCV 2021.
 - TS: Li & Lun, *Single-Image Reflection Removal via a Two-Stage Background Recovery Process*, IEEE SPL 2019.
 
-The library: ``sirr.data`` (data root, datasets, synthesis), ``sirr.models``, ``sirr.losses``,
-``sirr.metrics``, ``sirr.train`` and ``sirr.experiments`` (the papers' tables as cached runs), with
-``sirr.viz`` for figures. The book's own tooling (building it, the benchmark, chapter helpers and
-prose) is ``sirr.book``; the command line is ``python -m sirr`` (``sirr.cli`` for ``train``).
+This package holds what the papers compute: ``sirr.data`` (data root, datasets, synthesis, the leak-free
+training pool), ``sirr.models``, ``sirr.losses``, ``sirr.metrics`` (with ``sirr.lpips_vgg``),
+``sirr.gradients``, ``sirr.train`` (the loop and the two methods' steps), ``sirr.config`` (the presets) and
+``sirr.methods`` (the one place that knows LA from TS).
+
+The book's machinery -- experiments and the results store, the book build, figures and tables, the bench,
+``remove`` and the command line -- is the package ``sirrbook`` beside it. ``sirr`` never imports ``sirrbook``
+(tested); the one exception is ``python -m sirr``, whose ``main`` imports the command line from ``sirrbook``
+when it is called.
 """
 
 import importlib
@@ -14,8 +19,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "atomic", "book", "cli", "config", "data", "experiments", "gradients", "losses", "messages", "metrics", "methods",
-    "models", "paper_numbers", "paths", "provenance", "registry", "remove", "results", "train", "viz", "weights",
+    "atomic", "config", "data", "gradients", "losses", "lpips_vgg", "messages", "metrics", "methods",
+    "models", "paper_numbers", "paths", "provenance", "registry", "train",
 }
 
 

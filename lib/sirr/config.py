@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from sirr.data.root import find_data_root
+from sirr.errors import SirrError
 from sirr.paths import REPO_ROOT
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-class ConfigError(ValueError):
+class ConfigError(SirrError, ValueError):
     """A preset name or a parameter that does not exist (the message suggests the closest one)."""
 
 

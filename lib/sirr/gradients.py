@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from kornia.filters import filter2d
 from torch import nn
 
+from sirr.errors import SirrError
+
 __all__ = [
     "LAPLACIAN_KERNEL",
     "laplacian_map",
@@ -34,7 +36,7 @@ __all__ = [
 LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
 
 
-class GradientMapError(ValueError):
+class GradientMapError(SirrError, ValueError):
     """Input that is not a (B, C, H, W) floating tensor, or an unknown normalisation."""
 
 

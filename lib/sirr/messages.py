@@ -19,6 +19,10 @@ __all__ = ["show_messages", "repo_relative", "repo_relative_text"]
 
 _HANDLER_NAME = "sirr-messages"
 
+#: The loggers :func:`show_messages` shows: the science (``sirr.*``) and the book's machinery (``sirrbook.*``,
+#: named here as a logger, not imported).
+LOGGERS = ("sirr", "sirrbook")
+
 
 def _roots(root: str | os.PathLike | None) -> list[str]:
     """The repository root as written and as resolved (they differ when it is reached through a symlink)."""
@@ -80,17 +84,19 @@ class _RepoRelativeFormatter(logging.Formatter):
 
 
 def show_messages(stream: TextIO | None = None, level: int = logging.INFO) -> logging.Handler:
-    """Print the ``sirr`` loggers' messages at ``level`` and above to ``stream`` (default: standard output),
-    one plain line each, with paths inside the repository relative to its root (:func:`repo_relative_text`).
-    Calling it again replaces the earlier handler instead of adding a second one."""
-    log = logging.getLogger("sirr")
-    for h in list(log.handlers):
-        if h.get_name() == _HANDLER_NAME:
-            log.removeHandler(h)
+    """Print the messages of the :data:`LOGGERS` (the science's ``sirr`` and the book machinery's ``sirrbook``)
+    at ``level`` and above to ``stream`` (default: standard output), one plain line each, with paths inside the
+    repository relative to its root (:func:`repo_relative_text`). Calling it again replaces the earlier handler
+    instead of adding a second one."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(_RepoRelativeFormatter("%(message)s"))
-    log.addHandler(handler)
-    log.setLevel(level)
-    log.propagate = False  # the line is shown once, not again by a root handler
+    for name in LOGGERS:
+        log = logging.getLogger(name)
+        for h in list(log.handlers):
+            if h.get_name() == _HANDLER_NAME:
+                log.removeHandler(h)
+        log.addHandler(handler)
+        log.setLevel(level)
+        log.propagate = False  # the line is shown once, not again by a root handler
     return handler

@@ -3,7 +3,7 @@
 LA Table 2 (network ablations, constructor flags of :class:`sirr.models.LocationAware`), LA Table 3
 (loss ablations, switches of :class:`sirr.losses.LocationAwareLoss`) and TS's ablations (switches of
 :func:`sirr.train.train_two_stage`). Nothing here runs anything: :mod:`sirr.methods` trains a row,
-:mod:`sirr.experiments` scores and stores it.
+:mod:`sirrbook.experiments` scores and stores it.
 """
 
 from __future__ import annotations

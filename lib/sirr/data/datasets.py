@@ -75,6 +75,7 @@ from sirr.data.root import DatasetNotFoundError
 from sirr.data.root import find_data_root as _find_data_root
 from sirr.data.samples import sample_photos
 from sirr.data.synthesis import synthesize_la
+from sirr.errors import SirrError
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ REAL20_NAMES = ("3", "4", "9", "12", "15", "22", "23", "25", "29", "39", "46", "
                 "93", "103", "107", "110")
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(SirrError, ValueError):
     """A dataset name that is not a key of :data:`DATASETS` (the message suggests the closest)."""
 
 

@@ -39,6 +39,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sirr.atomic import atomic_write
+from sirr.errors import SirrError
 
 __all__ = [
     "ImageReadError",
@@ -65,7 +66,7 @@ MAX_PIXELS = 120_000_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(SirrError, ValueError):
     """A file that cannot be read as an image; the message names the file and the cause."""
 
 
@@ -73,7 +74,7 @@ class ImageTooLargeError(ImageReadError):
     """An image above the pixel limit (decompression bomb or a photo to be processed in tiles)."""
 
 
-class OutputWouldOverwriteInput(ValueError):
+class OutputWouldOverwriteInput(SirrError, ValueError):
     """An output path that is (or links to) one of the inputs, or an existing file with ``overwrite=False``."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sirr.errors import SirrError
 from sirr.paths import REPO_ROOT
 
 __all__ = ["DataRootError", "DatasetNotFoundError", "find_data_root", "ENV_VAR"]
@@ -16,11 +17,11 @@ __all__ = ["DataRootError", "DatasetNotFoundError", "find_data_root", "ENV_VAR"]
 ENV_VAR = "SIRR_DATA"
 
 
-class DataRootError(FileNotFoundError):
+class DataRootError(SirrError, FileNotFoundError):
     """An explicitly given data root that does not exist."""
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(SirrError, FileNotFoundError):
     """A dataset that is not under the data root: the message names it, where it was looked for and where it is published."""
 
     def __init__(self, dataset: str, looked_in, published: str, hint: str = ""):

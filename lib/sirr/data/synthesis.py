@@ -38,6 +38,7 @@ from kornia.geometry.transform import translate
 from PIL import Image
 
 from sirr.data.samples import sample_photos
+from sirr.errors import SirrError
 
 __all__ = [
     "GAMMA",
@@ -62,7 +63,7 @@ GAMMA = 2.2
 Param = float | torch.Tensor | None
 
 
-class SynthesisError(ValueError):
+class SynthesisError(SirrError, ValueError):
     """Bad input to a synthesis function or the synthesizer (shapes, ranges, too few photos, unknown recipe)."""
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sirr.errors import SirrError
 from sirr.losses.vgg import VGG19Features
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class LossInputError(ValueError):
+class LossInputError(SirrError, ValueError):
     """Loss inputs that do not fit together (shapes, missing R/α for synthetic samples, bad options)."""
 
 

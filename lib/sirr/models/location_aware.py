@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sirr.errors import SirrError
 from sirr.models.padding import pad_to_multiple
 from sirr.models.release import release_key_map  # the authors' key names, kept apart from the network
 
@@ -60,11 +61,11 @@ LAPLACIAN_KERNEL = ((0.0, -1.0, 0.0), (-1.0, 4.0, -1.0), (0.0, -1.0, 0.0))
 HIDDEN_CHANNELS = 64  # conv-LSTM state h, c (release)
 
 
-class LocationAwareInputError(ValueError):
+class LocationAwareInputError(SirrError, ValueError):
     """An input image batch the network cannot take (not (B, 3, H, W) floating point)."""
 
 
-class ReleaseCheckpointError(ValueError):
+class ReleaseCheckpointError(SirrError, ValueError):
     """A file that is not the authors' Location-aware ``model.pth`` (or does not fit this network)."""
 
 

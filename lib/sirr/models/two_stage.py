@@ -24,6 +24,7 @@ from kornia.color import rgb_to_grayscale
 from kornia.filters import filter2d, spatial_gradient
 from torch import nn
 
+from sirr.errors import SirrError
 from sirr.models.padding import pad_to_multiple
 
 __all__ = [
@@ -69,7 +70,7 @@ RELEASE_EDGE_MARGINS = {"perceptual": (0.5, 0.5), "fidelity": (0.2, 0.8)}
 _GREY = (0.2125, 0.7154, 0.0721)
 
 
-class TwoStageInputError(ValueError):
+class TwoStageInputError(SirrError, ValueError):
     """An input the two-stage networks or the confidence-map functions cannot take."""
 
 

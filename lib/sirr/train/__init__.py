@@ -2,9 +2,12 @@
 
 ``train_location_aware`` / ``train_two_stage`` run (or resume) a training at ``run``'s preset and
 return a :class:`TrainResult`; ``load_location_aware`` / ``load_two_stage`` read the checkpoints
-they write; ``read_metrics`` gives the logged losses as a DataFrame. The engine (seeding, torchrun,
-atomic ``weights_only`` checkpoints, metrics file) is :mod:`sirr.train.engine`.
-The command line ``python -m sirr train`` is :mod:`sirr.cli` (above this package: it goes
+they write; ``read_metrics`` gives the logged losses as a DataFrame. The loop both share is
+:mod:`sirr.train.engine` (``fit`` and the ``Session`` around it); each other job of training is a module of its
+own: :mod:`~sirr.train.precision`, :mod:`~sirr.train.determinism` (seeding, RNG state), :mod:`~sirr.train.ddp`,
+:mod:`~sirr.train.checkpoint` (atomic ``weights_only`` checkpoints), :mod:`~sirr.train.logs` (``train.log``,
+``metrics.jsonl``) and :mod:`~sirr.train.rundir` (run-folder names, which never read the data).
+The command line ``python -m sirr train`` is :mod:`sirrbook.train_cli` (above this package: it goes
 through :mod:`sirr.methods`).
 """
 

@@ -1,14 +1,18 @@
-"""What both training loops share: seeding and determinism, torchrun/DDP set-up, atomic checkpoints
-that load with ``weights_only=True``, RNG-state capture for a bit-exact resume, the metrics file.
+"""The training loop both methods share (:func:`fit`) and the session around it (:class:`Session`).
 
-Determinism
------------
-:func:`configure_determinism` seeds ``random``, NumPy and torch and calls
-``torch.use_deterministic_algorithms(True, warn_only=True)``. On the CPU this makes the same preset
-and seed give bitwise-identical weights (same PyTorch build and thread count). On CUDA it also sets
-``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (before the first cuBLAS call) and
-``torch.backends.cudnn.deterministic = True`` / ``benchmark = False``; see :data:`CUDA_DETERMINISM_NOTES`
-for what stays non-deterministic there.
+A training call builds a :class:`Session` (run folder, process group, seeding, resume, checkpoints, metrics) and a
+:class:`Job` (one method's models, optimisers, data and step: :class:`sirr.train.location_aware.LATraining`,
+:class:`sirr.train.two_stage.TSTraining`), then runs :func:`fit`. The other jobs of training live beside this
+module, one each:
+
+- :mod:`sirr.train.precision` -- fp32 or bf16 autocast (:func:`resolve_precision`);
+- :mod:`sirr.train.determinism` -- seeding, deterministic algorithms, RNG state for a bit-exact resume;
+- :mod:`sirr.train.ddp` -- torchrun / DistributedDataParallel;
+- :mod:`sirr.train.checkpoint` -- ``weights_only`` checkpoints, written atomically;
+- :mod:`sirr.train.logs` -- ``train.log`` and ``metrics.jsonl``;
+- :mod:`sirr.train.rundir` -- the run folder's name (which never reads the data).
+
+Their public names are importable from here too, as before the split.
 
 Resume
 ------
@@ -19,43 +23,46 @@ rank, the step and the phase. The learning-rate schedule is a pure function of t
 then the fine-tuning rate), so the step *is* the scheduler state. Resuming from ``last.pt`` therefore
 continues the identical sequence of updates: on the CPU the final weights equal those of an
 uninterrupted run bit for bit (tested, including a SIGKILL mid-run).
-
-Checkpoints contain only tensors and primitive containers (RNG states converted to tensors/lists) so
-that :func:`load_checkpoint` can use ``torch.load(..., weights_only=True)``; a file with pickled code is
-refused with one line. Writes go through :func:`sirr.atomic.atomic_write` (a temporary file in the same
-folder, fsynced and renamed with ``os.replace``) — a crash mid-write never leaves a half file under the real name.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
-import os
-import pickle
-import random
-import re
 import time
-import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from sirr.atomic import atomic_write, atomic_write_text
-from sirr.data.pool import build_pool
 from sirr.messages import repo_relative
-from sirr.paths import REPO_ROOT
 from sirr.provenance import provenance
+from sirr.train.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    CheckpointNotFoundError,
+    atomic_torch_save,
+    load_checkpoint,
+    plain,
+    selected_checkpoint,
+)
+from sirr.train.ddp import Distributed, setup_distributed
+from sirr.train.determinism import (
+    CUDA_DETERMINISM_NOTES,
+    capture_rng,
+    configure_determinism,
+    restore_rng,
+    seed_everything,
+)
+from sirr.train.logs import MetricsLog, MetricsNotFoundError, RunLog, read_metrics
+from sirr.train.precision import Precision, cpu_has_native_bf16, resolve_precision
+from sirr.train.rundir import data_tag, default_run_dir, variant_name
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
     "CUDA_DETERMINISM_NOTES",
     "CheckpointError",
     "CheckpointNotFoundError",
@@ -63,6 +70,7 @@ __all__ = [
     "Distributed",
     "MetricsLog",
     "RunLog",
+    "Session",
     "TrainResult",
     "Job",
     "Phase",
@@ -74,426 +82,17 @@ __all__ = [
     "capture_rng",
     "configure_determinism",
     "data_state",
+    "data_tag",
     "default_run_dir",
     "selected_checkpoint",
-    "data_fingerprint",
     "load_checkpoint",
+    "plain",
     "read_metrics",
     "restore_rng",
     "seed_everything",
     "setup_distributed",
     "variant_name",
 ]
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "sirr-checkpoint"
-CHECKPOINT_VERSION = 1
-_KIND_NAMES = {"la": "LA (location-aware, Dong et al. 2021)", "ts": "TS (two-stage, Li & Lun 2019)"}
-
-#: What is and is not bitwise reproducible on CUDA (text for the README / "running this book" page).
-CUDA_DETERMINISM_NOTES = """\
-On CUDA the training engine sets CUBLAS_WORKSPACE_CONFIG=:4096:8 (before the first cuBLAS call),
-torch.backends.cudnn.deterministic=True, cudnn.benchmark=False and
-torch.use_deterministic_algorithms(True, warn_only=True), seeds every RNG and checkpoints every RNG
-state, so a resumed run continues the same data order and the same random draws. Runs are still NOT
-guaranteed to be bitwise identical on a GPU, because:
-- bilinear up-sampling backward (upsample_bilinear2d_backward, used by LA's multi-scale Laplacian
-  module and by the 1/2, 1/4 perceptual targets) has no deterministic CUDA kernel and accumulates with
-  atomicAdd; PyTorch warns once ("...does not have a deterministic implementation") and runs it anyway
-  (warn_only=True), so gradients differ in the last bits from run to run;
-- bf16 autocast (preset la.precision / ts.precision "auto", i.e. bf16 on CUDA) rounds activations to
-  8 mantissa bits, so the GPU result differs from the fp32 CPU result by far more than the last bit,
-  and the atomics above are then amplified; set la__precision="fp32" / ts__precision="fp32" for fp32;
-- cuDNN/cuBLAS pick algorithms per GPU model, driver and library version: different cards (an H100
-  and an H200, say) give different bits even when each is deterministic with itself;
-- under torchrun with NCCL, the all-reduce order depends on the topology (ring/tree), so the sum of
-  gradients can differ in the last bits between machines with different GPU counts or interconnects.
-Numbers from GPU runs therefore agree between reruns to within training noise, not bit for bit; the
-CPU path (the `smoke` preset, CI) is bitwise reproducible and is what the tests check. On the CPU,
-"the same" means the same PyTorch build and the same number of threads (torch.get_num_threads(),
-OMP_NUM_THREADS): a different thread count splits reductions differently and changes the last bits.
-These notes were written from PyTorch's documentation; no GPU run was measured for them.
-"""
-
-
-# ------------------------------------------------------------------------------------------------
-# Precision: bf16 autocast where the hardware computes in bf16, fp32 elsewhere
-# ------------------------------------------------------------------------------------------------
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU has bf16 arithmetic (AVX-512 BF16 or AMX, read from ``/proc/cpuinfo``; False elsewhere).
-
-    Without it PyTorch emulates bf16 on the CPU and autocast is slower than fp32.
-    """
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-@dataclass(frozen=True)
-class Precision:
-    """How a network runs: ``autocast`` in bf16 or not, and channels_last memory format or not."""
-
-    name: str  # "fp32" or "bf16"
-    autocast: bool
-    channels_last: bool
-
-    def context(self, device_type: str):
-        """``torch.autocast`` in bf16 when :attr:`autocast`, else a no-op context."""
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.autocast)
-
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` in the memory format this precision runs in (4-D tensors only)."""
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
-
-    def describe(self) -> str:
-        kind = "bf16 autocast" if self.autocast else "fp32"
-        return f"{kind} + channels_last" if self.channels_last else kind
-
-
-def resolve_precision(precision: str, device: str | torch.device) -> Precision:
-    """``"auto"``: bf16 autocast on CUDA, fp32 on the CPU (so a CPU preset trains the same model on every CPU);
-    ``"fp32"`` / ``"bf16"`` force one (bf16 on the CPU: autocast + channels_last, only when asked for)."""
-    kind = torch.device(device).type
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16'; got {precision!r}")
-    if precision == "auto":
-        precision = "bf16" if kind == "cuda" else "fp32"
-    if precision == "fp32":
-        return Precision("fp32", autocast=False, channels_last=False)
-    return Precision("bf16", autocast=True, channels_last=kind == "cpu")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used here: pickled code, another model's, unreadable, incompatible."""
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """No checkpoint file at the given path."""
-
-
-class MetricsNotFoundError(FileNotFoundError):
-    """No metrics.jsonl in the given run folder."""
-
-
-# ------------------------------------------------------------------------------------------------
-# Seeding and determinism
-# ------------------------------------------------------------------------------------------------
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def configure_determinism(device: str | torch.device) -> None:
-    """Deterministic algorithms where PyTorch has them (see :data:`CUDA_DETERMINISM_NOTES` for CUDA)."""
-    if torch.device(device).type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def capture_rng(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """The torch / NumPy / Python (and CUDA) RNG states as tensors and primitives (``weights_only``-safe)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, py_state, gauss_next = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": {"version": int(version), "state": torch.tensor(py_state, dtype=torch.int64),
-                   "gauss_next": gauss_next},
-    }
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(dev)
-    return state
-
-
-def restore_rng(state: dict[str, Any], device: str | torch.device = "cpu") -> None:
-    """Inverse of :func:`capture_rng`."""
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
-    dev = torch.device(device)
-    if dev.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], dev)
-
-
-# ------------------------------------------------------------------------------------------------
-# torchrun / DistributedDataParallel
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Distributed:
-    """This process's place in a (possibly single-process) run."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: str = "cpu"
-    initialized_here: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def gather(self, obj: Any) -> list[Any]:
-        """Every rank's ``obj`` (a list indexed by rank) on every rank; ``[obj]`` without DDP."""
-        if not self.enabled:
-            return [obj]
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
-        return out
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-    def close(self) -> None:
-        """Destroy the process group if this run created it."""
-        if self.initialized_here:
-            if dist.is_initialized():
-                dist.destroy_process_group()
-            self.initialized_here = False
-
-
-def setup_distributed(device: str) -> Distributed:
-    """Join the torchrun process group when ``RANK``/``WORLD_SIZE`` say so (NCCL on CUDA, gloo on CPU).
-
-    Under torchrun each process trains on ``cuda:LOCAL_RANK`` (CUDA) or the CPU; without torchrun (or
-    ``WORLD_SIZE=1``) this is a no-op returning rank 0 of 1.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or "RANK" not in os.environ:
-        return Distributed(device=device)
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    is_cuda = torch.device(device).type == "cuda"
-    if is_cuda:
-        device = f"cuda:{local_rank}"
-        torch.cuda.set_device(local_rank)
-    here = False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if is_cuda else "gloo")
-        here = True
-    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-                       device=device, initialized_here=here)
-
-
-# ------------------------------------------------------------------------------------------------
-# Checkpoints
-# ------------------------------------------------------------------------------------------------
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` through :func:`sirr.atomic.atomic_write` (temporary beside ``path``, fsync, ``os.replace``)."""
-    return atomic_write(path, lambda fh: torch.save(obj, fh))
-
-
-def plain(obj: Any) -> Any:
-    """Dataclasses, paths and tuples as JSON-/``weights_only``-friendly primitives (dicts, lists, str, numbers)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return str(obj)
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
-
-
-def load_checkpoint(path: str | os.PathLike, kind: str | None = None, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read one of our checkpoints with ``torch.load(weights_only=True)``.
-
-    ``kind`` ("la" or "ts") refuses another model's checkpoint. Raises :class:`CheckpointNotFoundError`
-    for a missing file and :class:`CheckpointError` (one line) for pickled code, an unreadable or
-    truncated file, or a file that is not a sirr training checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFoundError(
-            f"checkpoint {str(path)!r} does not exist; train first (python -m sirr train ...) or pass the "
-            "path of a final.pt / last.pt"
-        )
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{path}: refusing to load pickled code (torch.load weights_only=True failed: {first}); "
-            "only checkpoints of plain tensors are accepted"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first}") from None
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        hint = ""
-        if isinstance(obj, dict) and any(isinstance(v, torch.Tensor) for v in obj.values()):
-            hint = " (a bare state dict; for the LA authors' released model.pth use LocationAware.from_release)"
-        raise CheckpointError(f"{path} is not a sirr training checkpoint{hint}")
-    got = obj.get("kind")
-    if kind is not None and got != kind:
-        raise CheckpointError(
-            f"{path} is a {str(got).upper()} checkpoint, not {kind.upper()}: it holds "
-            f"{_KIND_NAMES.get(got, got)} weights; pass a {kind.upper()} checkpoint"
-        )
-    return obj
-
-
-# ------------------------------------------------------------------------------------------------
-# Run folder, logs and metrics
-# ------------------------------------------------------------------------------------------------
-
-
-def variant_name(**options: Any) -> str:
-    """A folder-safe name for non-default options, e.g. ``use_lstm-False`` (``full`` when none)."""
-    parts = []
-    for k, v in sorted(options.items()):
-        if v is None or v == {}:
-            continue
-        if isinstance(v, dict):
-            parts.extend(f"{kk}-{vv}" for kk, vv in sorted(v.items()))
-        else:
-            parts.append(f"{k}-{v}")
-    if not parts:
-        return "full"
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(parts))[:120]
-
-
-_FINGERPRINTS: dict[str, str] = {}
-
-
-def data_fingerprint(run: Any) -> str:
-    """``"nodata"`` without a data root, else 8 hex digits naming the training pool's photos
-    (:attr:`sirr.data.pool.PhotoPool.fingerprint`), so runs trained on other photos never share a folder."""
-    if run.data_root is None:
-        return "nodata"
-    key = str(run.data_root)
-    if key not in _FINGERPRINTS:
-        _FINGERPRINTS[key] = build_pool(run.data_root, verbose=False).fingerprint[:8]
-    return _FINGERPRINTS[key]
-
-
-def selected_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The model of record of a finished run: ``best.pt`` (the best validation score, chosen on validation only)
-    when the run had a validation set, else ``final.pt``; ``None`` while the run is unfinished or truncated."""
-    d = Path(run_dir)
-    if not (d / "final.pt").is_file():
-        return None
-    return d / "best.pt" if (d / "best.pt").is_file() else d / "final.pt"
-
-
-def default_run_dir(run: Any, method: str, variant: str = "full") -> Path:
-    """``<repo>/runs/<preset>/<method>/<variant>/<data fingerprint>/seed<seed>``: the one run-folder scheme
-    (``runs/`` is git-ignored)."""
-    if method not in ("la", "ts"):
-        raise ValueError(f"method must be 'la' or 'ts', got {method!r}")
-    return REPO_ROOT / "runs" / run.preset.name / method / variant / data_fingerprint(run) / f"seed{run.seed}"
-
-
-class RunLog:
-    """Notes a run must not hide (VGG fallback, synthetic-only data, resume): kept in ``notes`` and
-    ``train.log`` and echoed through logging (INFO on ``sirr.train.engine``)."""
-
-    def __init__(self, run_dir: Path, enabled: bool = True, echo: bool = True) -> None:
-        self.path = Path(run_dir) / "train.log"
-        self.enabled = enabled
-        self.echo = echo
-        self.notes: list[str] = []
-
-    def __call__(self, message: str) -> None:
-        self.notes.append(message)
-        if not self.enabled:
-            return
-        if self.echo:
-            log.info("[train] %s", message)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} {message}\n")
-
-
-class MetricsLog:
-    """``metrics.jsonl``: one JSON object per logged step, flushed line by line (rank 0 only).
-
-    On resume from step ``k`` the lines of steps > ``k`` (logged after the checkpoint, before the
-    interruption) and any torn last line are dropped (the file is rewritten atomically), so the file
-    never holds a step twice.
-    """
-
-    def __init__(self, path: Path, enabled: bool = True, resume_step: int | None = None) -> None:
-        self.path = Path(path)
-        self.enabled = enabled
-        self._fh = None
-        if not enabled:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        kept: list[str] = []
-        if resume_step is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(rec, dict) and int(rec.get("step", 0)) <= resume_step:
-                    kept.append(line)
-        atomic_write_text(self.path, "".join(k + "\n" for k in kept))
-        self._fh = open(self.path, "a", encoding="utf-8")
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self._fh is None:
-            return
-        self._fh.write(json.dumps(record, sort_keys=False) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def read_metrics(run_dir_or_file: str | os.PathLike):
-    """The metrics of a run as a ``pandas.DataFrame`` (columns: step, phase, lr, seconds and the loss names).
-
-    Accepts a run folder (reads its ``metrics.jsonl``) or the file itself; a torn last line (a run
-    killed mid-write) is skipped.
-    """
-    p = Path(run_dir_or_file)
-    f = p / "metrics.jsonl" if p.is_dir() else p
-    if not f.is_file():
-        raise MetricsNotFoundError(f"no metrics file at {str(f)!r}; train first or pass a run folder")
-    rows = []
-    for line in f.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            rows.append(rec)
-    df = pd.DataFrame(rows)
-    if "step" in df:
-        df = df.sort_values("step", kind="stable").reset_index(drop=True)
-    return df
 
 
 # ------------------------------------------------------------------------------------------------
@@ -581,8 +180,10 @@ class Session:
                      f"({'nccl' if self.device.type == 'cuda' else 'gloo'}); only rank 0 writes files")
 
     # -- resume --------------------------------------------------------------------------------
-    def load_last(self, compatible: dict[str, Any]) -> dict[str, Any] | None:
-        """``last.pt`` when resuming and present, after checking ``compatible`` entries match; else None.
+    def load_last(self, compatible: dict[str, Any], pool: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """``last.pt`` when resuming and present, after checking ``compatible`` entries match and that it trained
+        on the same photos (``pool``'s fingerprint, when both record one: the run folder's name does not say);
+        else None.
 
         A fresh start (``resume=False`` or no ``last.pt``) removes stale ``last.pt``/``final.pt``.
         """
@@ -595,6 +196,12 @@ class Session:
                         f"{self.last_path} was trained with {key}={have!r}, this run asks for {want!r}; "
                         "pass resume=False (or --run-dir elsewhere) to start a new run"
                     )
+            had, has = (ck.get("pool") or {}).get("fingerprint"), (pool or {}).get("fingerprint")
+            if had and has and had != has:
+                raise CheckpointError(
+                    f"{self.last_path} was trained on another pool of photos (fingerprint {had}, this run's is "
+                    f"{has}); pass resume=False (or --run-dir elsewhere) to start a new run"
+                )
             if ck.get("world_size", 1) != self.dist.world_size:
                 raise CheckpointError(
                     f"{self.last_path} was written by {ck.get('world_size', 1)} process(es); resume it with the "
@@ -790,7 +397,7 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False, time_guard_s
     boundary, saves, and the run is marked ``truncated`` (in the checkpoint, the metrics, the log and the
     result); resuming it later without the guard continues the same sequence. Returns the :class:`TrainResult`."""
     cap = sum(p.steps for p in job.phases)
-    ck = session.load_last(job.compat)
+    ck = session.load_last(job.compat, pool=job.meta().get("pool"))
     done = {p.name: 0 for p in job.phases}
     spent = {p.name: 0.0 for p in job.phases}
     start, last = 0, {}

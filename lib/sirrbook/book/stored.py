@@ -2,8 +2,8 @@
 shown in every chapter beside what the chapter itself executes (``smoke`` in CI), always labelled with
 their preset.
 
-Everything here only reads ``results/<preset>/``: the training records (:func:`sirr.experiments.training_record`),
-the stored evaluations (:func:`sirr.experiments.la_experiment` and friends) and the committed weights'
+Everything here only reads ``results/<preset>/``: the training records (:func:`sirrbook.experiments.training_record`),
+the stored evaluations (:func:`sirrbook.experiments.la_experiment` and friends) and the committed weights'
 manifest. Nothing is trained or scored; a missing record gives ``None`` and the chapter says so.
 """
 
@@ -20,10 +20,10 @@ from scipy import stats
 
 from sirr import paper_numbers
 from sirr.config import RunConfig, get_preset
-from sirr.results import load_result, load_results
+from sirrbook.results import load_result, load_results
 from sirr.train.engine import read_metrics
-from sirr.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
-from sirr.viz.training import training_curves
+from sirrbook.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
+from sirrbook.viz.training import training_curves
 
 __all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "validation_sentence", "stored_stage1_study", "stage1_study_summary", "stage1_study_sentence", "stored_metrics", "stored_curves", "scale_line",
            "stored_scores", "evaluation_table", "evaluation_display", "stored_verdicts", "verdicts_display", "verdict_sentence"]
@@ -116,7 +116,7 @@ def validation_sentence(rec: dict | None, method: str) -> str:
 
 
 def stored_stage1_study(run: RunConfig, study: str, preset: str = STORED_PRESET) -> list[dict]:
-    """Every stored seed of :func:`sirr.experiments.ts_stage1_study` ``study`` at ``preset`` (read only; [] if none)."""
+    """Every stored seed of :func:`sirrbook.experiments.ts_stage1_study` ``study`` at ``preset`` (read only; [] if none)."""
     return load_results(stored_run(run, preset), f"ts_stage1/{study}")
 
 
@@ -228,8 +228,8 @@ def evaluation_table(run: RunConfig, convention: str = "la", preset: str = STORE
 def stored_verdicts(run: RunConfig, method: str, preset: str = STORED_PRESET, seed: int = 0) -> pd.DataFrame | None:
     """Per test set: ``method``'s stored evaluation against the identity baseline, image by image: the mean paired
     difference of PSNR, SSIM and LPIPS with its 95% bootstrap interval, how many images improved, and the verdict
-    the interval gives (:func:`sirr.experiments.identity_comparison`). ``None`` when either is not stored."""
-    from sirr.experiments import identity_comparison
+    the interval gives (:func:`sirrbook.experiments.identity_comparison`). ``None`` when either is not stored."""
+    from sirrbook.experiments import identity_comparison
 
     res = load_result(stored_run(run, preset, seed), f"{method}/full")
     if res is None:
@@ -297,7 +297,7 @@ def stored_metrics(run: RunConfig, method: str, preset: str = STORED_PRESET, see
 
 
 def stored_curves(run: RunConfig, method: str, preset: str = STORED_PRESET, seed: int = 0):
-    """:func:`sirr.viz.training.training_curves` of the stored training, titled with its scale; None if absent."""
+    """:func:`sirrbook.viz.training.training_curves` of the stored training, titled with its scale; None if absent."""
     df = stored_metrics(run, method, preset, seed)
     if df is None:
         return None

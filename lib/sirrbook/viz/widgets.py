@@ -34,10 +34,12 @@ from typing import Any, Callable, Mapping, Sequence
 import ipywidgets as w
 import matplotlib.pyplot as plt
 
+from sirr.errors import SirrError
+
 __all__ = ["explorer", "Explorer", "ExplorerError", "make_control", "figure_png"]
 
 
-class ExplorerError(ValueError):
+class ExplorerError(SirrError, ValueError):
     """A control specification, a static value set or a render result the explorer cannot use."""
 
 

@@ -4,7 +4,7 @@ A chapter asks for "row *w/o TSM* of LA Table 2 at this preset and seed"; this m
 (:func:`sirr.train.train_location_aware` / :func:`sirr.train.train_two_stage`, which reuse a finished
 checkpoint under ``runs/``), evaluates it with :func:`sirr.metrics.evaluate` under both metric
 conventions on the test sets that are present, and stores the numbers with their provenance under
-``results/<preset>/<experiment>/<seed>.json`` via :func:`sirr.results.load_or_compute`. Stored results
+``results/<preset>/<experiment>/<seed>.json`` via :func:`sirrbook.results.load_or_compute`. Stored results
 are reused unless ``run.retrain`` is set, so a book rebuild is cheap and results computed on a GPU
 show up in a CPU-built book.
 
@@ -20,7 +20,7 @@ Registry (paper row -> what changes):
 
 Tables: :func:`main_tables` (chapter 06, LA Table 1 and TS Table I layouts), :func:`ablation_table`
 (chapter 07) and :func:`ordering_agreement` (does our ordering of the rows agree with the paper's).
-The sentences the chapters print beside these numbers are built in :mod:`sirr.book.prose`.
+The sentences the chapters print beside these numbers are built in :mod:`sirrbook.book.prose`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from scipy.stats import kendalltau, spearmanr
 from sirr import paper_numbers, train
 from sirr.atomic import atomic_write_bytes
 from sirr.config import RunConfig
+from sirr.errors import SirrError
 from sirr.data.datasets import (
     DATASETS,
     Sample,
@@ -56,9 +57,9 @@ from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.methods import get_method
 from sirr.metrics import downsize_max_side, evaluate, paired_difference, resize_multiple_of
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
-from sirr.results import load_image, load_or_compute, result_path, save_result
-from sirr.viz import image_grid
-from sirr.viz.tables import DATASET_NAMES
+from sirrbook.results import load_image, load_or_compute, result_path, save_result
+from sirrbook.viz import image_grid
+from sirrbook.viz.tables import DATASET_NAMES
 
 __all__ = [
     "PAPER_COMPUTE",
@@ -83,6 +84,8 @@ __all__ = [
     "evaluation_datasets",
     "ablation_dataset",
     "dataset_inventory",
+    "experiment",
+    "EXPERIMENTS",
     "la_experiment",
     "ts_experiment",
     "identity_experiment",
@@ -107,8 +110,10 @@ __all__ = [
 ]
 
 
-class ExperimentError(ValueError):
-    """An unknown variant, table or dataset name (the message lists the valid ones)."""
+class ExperimentError(SirrError, ValueError):
+    """An unknown table, dataset, perturbation or study name (the message lists the valid ones), or a run that is
+    not there yet. An unknown method or variant is :class:`sirr.methods.UnknownMethodError` (the one variant
+    lookup, :meth:`sirr.methods.Method.variant`)."""
 
 
 #: Test sets with ground truth scored when present under the data root, in table order.
@@ -314,7 +319,7 @@ def _score(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], data
 
 def _stored(run: RunConfig, experiment: str, compute: Callable[[], dict], seed: int | None,
             verbose: bool = True) -> dict:
-    """:func:`sirr.results.load_or_compute`, with the ``_images`` of the payload saved as PNGs beside it."""
+    """:func:`sirrbook.results.load_or_compute`, with the ``_images`` of the payload saved as PNGs beside it."""
     held: dict[str, Any] = {}
 
     def payload() -> dict:
@@ -374,17 +379,12 @@ def _model_of_record(res, model, load, device):
 
 
 def _inference_path(model, device: str, method: str = "la"):
-    """``(wrap, words)``: ``wrap(fn)`` runs ``fn`` in the path ``sirr remove`` uses: for LA the one ``sirr bench``
-    accepted for this device (:func:`sirr.inference.precision_for`; fp32 eager without a bench report), for TS
-    (which the bench does not measure) ``resolve_precision("auto")`` -- and which path that is, in words."""
-    from sirr.inference import precision_for
-    from sirr.train.engine import resolve_precision
+    """``(wrap, words)``: ``wrap(fn)`` runs ``fn`` in the path ``sirr remove`` uses (:func:`sirrbook.inference.
+    inference_precision`: for a method the bench measures, the one ``sirr bench`` accepted for this device; else
+    ``resolve_precision("auto")``) -- and which path that is, in words."""
+    from sirrbook.inference import inference_precision
 
-    if method == "la":
-        prec, why = precision_for(device)
-    else:
-        prec = resolve_precision("auto", device)
-        why = f"{prec.describe()} (resolve_precision('auto'); sirr bench measures LA only)"
+    prec, why = inference_precision(get_method(method), device)
     if prec.channels_last and isinstance(model, torch.nn.Module):
         model.to(memory_format=torch.channels_last)
     kind = torch.device(device).type
@@ -420,22 +420,6 @@ def _run_dir(run: RunConfig, method: str, variant: str):
     return get_method(method).run_dir(run, variant)
 
 
-def _la_variant(variant: str) -> Variant:
-    if variant == "full":
-        return Variant("full", "Ours (full schedule)")
-    if variant not in LA_VARIANTS:
-        raise ExperimentError(f"unknown LA variant {variant!r}; valid: full, {', '.join(LA_VARIANTS)}")
-    return LA_VARIANTS[variant]
-
-
-def _ts_variant(variant: str) -> Variant:
-    if variant == "full":
-        return Variant("full", "Proposed (full schedule)")
-    if variant not in TS_VARIANTS:
-        raise ExperimentError(f"unknown TS variant {variant!r}; valid: full, {', '.join(TS_VARIANTS)}")
-    return TS_VARIANTS[variant]
-
-
 def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None, *,
                   datasets: Sequence[str] | None = None, steps: int | None = None,
                   progress: bool = False, verbose: bool = True) -> dict:
@@ -446,7 +430,8 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
     ``run.preset.ablation.la_steps`` steps (``steps`` overrides) and is scored on
     :func:`ablation_dataset` only unless ``datasets`` names others.
     """
-    v = _la_variant(variant)
+    m = get_method("la")
+    v = m.variant(variant)
     run_s = with_seed(run, seed)
     ablation = variant != "full"
     if steps is None and ablation:
@@ -456,23 +441,21 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
 
     def compute(names: list[str], resume: bool) -> dict:
         t0 = time.perf_counter()
-        kw = dict(run_dir=_run_dir(run_s, "la", variant), resume=resume,
-                  model_kwargs=dict(v.model_kwargs), loss_kwargs=dict(v.loss_kwargs), steps=steps,
+        # Method.train adds the variant's model and loss switches (and fine_tune_steps=0 for a table row)
+        kw = dict(run_dir=_run_dir(run_s, "la", variant), resume=resume, steps=steps,
                   progress=progress, photos=_training_photos(run_s))
-        if ablation:
-            kw["fine_tune_steps"] = 0
         done = loader() if resume else None  # a finished run under runs/: just load it
         if done is None:
-            res = train.train_location_aware(run_s, **kw)
+            res = m.train(run_s, variant, **kw)
             model, n_steps = res.model.eval(), int(res.steps)
-            model, truncated = _model_of_record(res, model, train.load_location_aware, run_s.device)
+            model, truncated = _model_of_record(res, model, m.load, run_s.device)
         else:
             model = done
             n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
             truncated = False  # final.pt exists only for a run that did all its steps
         t1 = time.perf_counter()
-        fast, path = _inference_path(model, run_s.device)
-        scores, images = _score(run_s, fast(lambda x: model(x).transmission), evaluation_datasets(run_s, names))
+        fast, path = _inference_path(model, run_s.device, "la")
+        scores, images = _score(run_s, fast(lambda x: m.predict(model, x)), evaluation_datasets(run_s, names))
         t2 = time.perf_counter()
         return {"method": "la", "variant": variant, "label": v.label, "model_kwargs": v.model_kwargs,
                 "truncated": truncated, "selected": _selection(model), "inference_path": path,
@@ -485,10 +468,10 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
 
     def loader():
         p = _final(_run_dir(run_s, "la", variant))
-        return train.load_location_aware(p, device=run_s.device).eval() if p else None
+        return m.load(p, device=run_s.device).eval() if p else None
 
     return _cached(run_s, experiment_name(run_s, f"la/{variant}"), _wanted(run_s, datasets), compute, verbose, loader,
-                   lambda m: {"scores": lambda x: m(x).transmission})
+                   lambda net: {"scores": lambda x: m.predict(net, x)})
 
 
 def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None, *,
@@ -499,7 +482,8 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
     ``variant="full"`` reuses the training chapter's run (``run.preset.ts`` schedule); the rows of
     :data:`TS_VARIANTS` train ``run.preset.ablation.ts_stage{1,2}_steps`` steps.
     """
-    v = _ts_variant(variant)
+    m = get_method("ts")
+    v = m.variant(variant)
     run_s = with_seed(run, seed)
     ablation = variant != "full"
     if ablation:
@@ -512,11 +496,12 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
         t0 = time.perf_counter()
         done = loader() if resume else None  # a finished run under runs/: just load it
         if done is None:
-            res = train.train_two_stage(run_s, _run_dir(run_s, "ts", variant), resume=resume,
-                                        stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
-                                        photos=_training_photos(run_s), **v.train_kwargs)
+            # Method.train adds the variant's training switches
+            res = m.train(run_s, variant, run_dir=_run_dir(run_s, "ts", variant), resume=resume,
+                          stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
+                          photos=_training_photos(run_s))
             model, n_steps = res.model.eval(), res.steps
-            model, truncated = _model_of_record(res, model, train.load_two_stage, run_s.device)
+            model, truncated = _model_of_record(res, model, m.load, run_s.device)
         else:
             model = done
             n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
@@ -524,7 +509,7 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
         t1 = time.perf_counter()
         sets = evaluation_datasets(run_s, names)
         fast, path = _inference_path(model, run_s.device, "ts")
-        scores, images = _score(run_s, fast(lambda x: model(x).b_final), sets)
+        scores, images = _score(run_s, fast(lambda x: m.predict(model, x)), sets)
         t2 = time.perf_counter()
         initial, _ = _score(run_s, fast(lambda x: model.initial(x)), sets, keep_images=0)
         ident = identity_experiment(run_s, names, verbose=False)
@@ -539,10 +524,22 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
 
     def loader():
         p = _final(_run_dir(run_s, "ts", variant))
-        return train.load_two_stage(p, device=run_s.device).eval() if p else None
+        return m.load(p, device=run_s.device).eval() if p else None
 
     return _cached(run_s, experiment_name(run_s, f"ts/{variant}"), _wanted(run_s, datasets), compute, verbose, loader,
-                   lambda m: {"scores": lambda x: m(x).b_final, "scores_initial": lambda x: m.initial(x)})
+                   lambda net: {"scores": lambda x: m.predict(net, x), "scores_initial": lambda x: net.initial(x)})
+
+
+#: The experiment of each method, by :attr:`sirr.methods.Method.name`.
+EXPERIMENTS: dict[str, Callable[..., dict]] = {"la": la_experiment, "ts": ts_experiment}
+
+
+def experiment(run: RunConfig, method: str, variant: str = "full", seed: int | None = None, **kw) -> dict:
+    """Train (or reuse), score and store ``method``'s ``variant`` (:func:`la_experiment` / :func:`ts_experiment`;
+    ``kw`` goes to it); an unknown method or variant is :class:`sirr.methods.UnknownMethodError`."""
+    m = get_method(method)
+    m.variant(variant)
+    return EXPERIMENTS[m.name](run, variant, seed, **kw)
 
 
 #: The metrics compared with the identity baseline (the LA convention's PSNR and SSIM, and LPIPS when scored).
@@ -628,40 +625,17 @@ def loss_probe(run: RunConfig, method: str, n: int = 8, size: int = 128, vgg_nor
     with ``vgg_normalize`` choosing Φ's input, default the preset's). A term that is lower on a perturbed T than on
     T itself pulls the network towards that perturbation. Returns a DataFrame, one row per perturbation.
     """
-    from sirr.losses import LocationAwareLoss, two_stage_vgg
-    from sirr.losses.location_aware import perceptual_loss, pixel_loss, ssim_loss
-    from sirr.losses.two_stage import initial_loss
     from sirr.train.validation import VALIDATION_SEED, hold_out
 
-    if method not in ("la", "ts"):
-        raise ExperimentError(f"unknown method {method!r}; choose 'la' or 'ts'")
+    m = get_method(method)
     photos = _training_photos(run)
     n = max(1, min(n, len(photos) - 2))  # the packaged fallback pool has only a few photos
     _, held = hold_out(photos, min(max(run.preset.validation.photos, n), len(photos) - 2))
     synth = ReflectionSynthesizer(held[:n] if not hasattr(held, "select") else held.select(range(n)),
                                   recipe=run.preset.validation.recipe, size=size, seed=VALIDATION_SEED)
     T = synth.batch(n)["T"]
-    rows = []
-    if method == "la":
-        loss = LocationAwareLoss(vgg_weights=run.preset.vgg_weights)
-        lam_p, lam_mix, beta = loss.lambdas[1], loss.lambdas[2], loss.beta
-        for name in PROBE_PERTURBATIONS:
-            t = _perturb(T, name)
-            scales = [t] + [torch.nn.functional.interpolate(t, scale_factor=f, mode="bilinear", antialias=True,
-                                                            align_corners=False) for f in (0.5, 0.25)]
-            p = float(perceptual_loss(loss.vgg, scales, T, loss.gammas))
-            px, ss = float(pixel_loss([t], T)), float(ssim_loss([t], T))
-            rows.append({"perturbation": name, "λ_P·L_P": lam_p * p, "λ_mix·β·L_SSIM": lam_mix * beta * ss,
-                         "λ_mix·(1−β)·L_pixel": lam_mix * (1 - beta) * px})
-    elif method == "ts":
-        normalize = run.preset.ts.vgg_normalize if vgg_normalize is None else bool(vgg_normalize)
-        vgg = two_stage_vgg(weights=run.preset.vgg_weights, normalize=normalize)
-        for name in PROBE_PERTURBATIONS:
-            parts = initial_loss(vgg, _perturb(T, name), T)
-            rows.append({"perturbation": name, "λ1·feature (Eq. 3)": 3.0 * float(parts["feature"]),
-                         "λ2·pixel (Eq. 3)": 0.4 * float(parts["pixel"]), "L_FR (Eq. 4, λ3 = 3)": float(parts["fr"])})
-    else:
-        raise ExperimentError(f"unknown method {method!r}; choose 'la' or 'ts'")
+    terms = m.probe_terms(run, vgg_normalize)  # the method's loss terms on T̂ (sirr.methods.Method.probe_terms)
+    rows = [{"perturbation": name, **terms(_perturb(T, name), T)} for name in PROBE_PERTURBATIONS]
     df = pd.DataFrame(rows).set_index("perturbation")
     df["total"] = df.sum(axis=1)
     return df
@@ -696,8 +670,8 @@ def ts_stage1_study(run: RunConfig, study: str, steps: int = 150, validate_every
                                          **changes)
             r = dataclasses.replace(run, preset=dataclasses.replace(run.preset, ts=ts_cfg), retrain=False)
             run_dir = train.default_run_dir(r, "ts", f"stage1_{study}_{arm}")
-            res = train.train_two_stage(r, run_dir, resume=True, stage1_steps=int(steps), stage2_steps=0,
-                                        photos=_training_photos(r), progress=False)
+            res = get_method("ts").train(r, run_dir=run_dir, resume=True, stage1_steps=int(steps), stage2_steps=0,
+                                         photos=_training_photos(r), progress=False)
             m = train.read_metrics(run_dir)
             val = m[m["val_psnr"].notna()] if "val_psnr" in m else m.iloc[0:0]
             train_rows = m[m["val_psnr"].isna()] if "val_psnr" in m else m
@@ -736,8 +710,7 @@ def ablation_results(run: RunConfig, table: str, seeds: Sequence[int] | None = N
     for name in variants:
         out[name] = []
         for s in seeds:
-            fn = la_experiment if method == "la" else ts_experiment
-            r = fn(run, name, s, progress=progress, verbose=False)
+            r = experiment(run, method, name, s, progress=progress, verbose=False)
             out[name].append(r)
             if on_result:
                 on_result(name, s, r)
@@ -749,7 +722,7 @@ def run_ablations(run: RunConfig, tables: Sequence[str] = ("la2", "la3", "ts"), 
     """Compute (or read) every row of ``tables`` for every seed, seed-major so a partial run covers all
     rows once before repeating: the batch job that fills ``results/<preset>/`` for chapter 7, e.g. on a GPU::
 
-        python -c "import sirr.config as c, sirr.experiments as ex; ex.run_ablations(c.resolve('smoke', device='cuda'))"
+        python -c "import sirr.config as c, sirrbook.experiments as ex; ex.run_ablations(c.resolve('smoke', device='cuda'))"
     """
     seeds = tuple(run.preset.ablation.seeds if seeds is None else seeds)
     t00 = time.perf_counter()
@@ -758,8 +731,7 @@ def run_ablations(run: RunConfig, tables: Sequence[str] = ("la2", "la3", "ts"), 
             method, variants, _ = _table(table)
             for name in variants:
                 t = time.perf_counter()
-                fn = la_experiment if method == "la" else ts_experiment
-                r = fn(run, name, s, verbose=False)
+                r = experiment(run, method, name, s, verbose=False)
                 if log:
                     d = ablation_dataset(run)
                     log(f"[{time.perf_counter() - t00:7.1f} s] {table} {name} seed {s}: {time.perf_counter() - t:.1f} s, "
@@ -931,7 +903,7 @@ def trained_model(run: RunConfig, method: str = "la", variant: str = "full", see
     """The trained network of one run (eval mode): its ``final.pt`` under ``runs/`` if present, else trained now
     (:meth:`sirr.methods.Method.trained`)."""
     m = get_method(method)
-    (_la_variant if m.name == "la" else _ts_variant)(variant)  # one ExperimentError for an unknown row
+    m.variant(variant)  # one UnknownMethodError for an unknown row, before anything trains
     return m.trained(with_seed(run, seed), variant)
 
 
@@ -1028,21 +1000,9 @@ def compute_fraction(method: str, samples_seen: int, crop: int) -> float:
 
 
 def ts_flops_ratio(width_scale: float, size: int = 128) -> float:
-    """FLOPs of TS's networks at ``width_scale`` over those at the release's widths (one forward of F1 and F2 at
-    ``size``², counted by :class:`torch.utils.flop_counter.FlopCounterMode`; backward scales the same way)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from sirr.models.two_stage import TwoStage
-
-    def flops(w: float) -> int:
-        m = TwoStage(width_scale=w).eval()
-        x = torch.zeros(1, 3, size, size)
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            m.stage1(x)
-            m.stage2(torch.zeros(1, 9, size, size))
-        return fc.get_total_flops()
-
-    return flops(width_scale) / flops(1.0) if width_scale != 1.0 else 1.0
+    """FLOPs of TS's networks at ``width_scale`` over those at the release's widths
+    (:meth:`sirr.methods.TwoStageMethod.flops_ratio`)."""
+    return get_method("ts").flops_ratio(width_scale, size)
 
 
 def training_record(run: RunConfig, method: str, run_dir=None, extra: dict | None = None) -> dict:
@@ -1069,11 +1029,10 @@ def training_record(run: RunConfig, method: str, run_dir=None, extra: dict | Non
         "time_guard_s": ck.get("time_guard_s"),
         "paper_compute": PAPER_COMPUTE[method], **(extra or {}),
     }
-    if method == "ts":  # TS may train narrower than the release: samples x pixels overstates its compute
-        w = float((ck.get("model_kwargs") or {}).get("width_scale") or getattr(run.preset.ts, "width_scale", None)
-                  or 1.0)
+    w = get_method(method).width_scale(ck.get("model_kwargs"), run.preset)
+    if w is not None:  # a network that may train narrower than the release: samples x pixels overstates its compute
         payload["width_scale"] = w
-        payload["compute_fraction_flops"] = payload["compute_fraction"] * ts_flops_ratio(w)
+        payload["compute_fraction_flops"] = payload["compute_fraction"] * get_method(method).flops_ratio(w)
     else:  # one architecture: FLOPs scale with samples x pixels
         payload["compute_fraction_flops"] = payload["compute_fraction"]
     out = save_result(run, f"training/{method}", payload)
@@ -1106,7 +1065,7 @@ def load_average_record(path: str | os.PathLike | None) -> dict | None:
 
 def machine_line() -> str:
     """The machine in words: CPU model, cores, torch threads and PyTorch's CPU capability."""
-    from sirr.inference import cpu_model
+    from sirrbook.inference import cpu_model
 
     return (f"{cpu_model() or 'unknown CPU'}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
             f"capability {torch.backends.cpu.get_cpu_capability()}")
@@ -1147,10 +1106,10 @@ def publish(run: RunConfig, method: str, load_log: str | os.PathLike | None = No
         for f in stale.parent.glob(f"{seed}_*.png"):
             f.unlink()
     identity_experiment(run, verbose=verbose)
-    res = (la_experiment if method == "la" else ts_experiment)(run, verbose=verbose)
+    res = experiment(run, method, verbose=verbose)
     out = {"training": rec, "evaluation": res, "weights": None}
-    if method == "la":
-        from sirr.weights import export_weights
+    if m.commits_weights:
+        from sirrbook.weights import export_weights
 
         real = (res.get("vs_identity") or {}).get("real20")
         score = None

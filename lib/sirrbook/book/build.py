@@ -17,7 +17,7 @@
    ``notebooks/``), and Jupyter Book builds it with ``execute_notebooks: "off"`` and warnings as
    errors (``--warningiserror --keep-going``) into ``<build_dir>/html/``.
 
-Per-notebook wall times are logged (logger ``sirr.book.build``) and written to ``<build_dir>/timings.json``.
+Per-notebook wall times are logged (logger ``sirrbook.book.build``) and written to ``<build_dir>/timings.json``.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from sirr.atomic import atomic_write_text
-from sirr.book.gpu_page import GENERATED, time_tables
-from sirr.book.status import STATUS_GENERATED, status_markdown
+from sirrbook.book.gpu_page import GENERATED, time_tables
+from sirrbook.book.status import STATUS_GENERATED, status_markdown
 from sirr.config import REPO_ROOT, get_preset
+from sirr.errors import SirrError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ _NOTEBOOK_RE = re.compile(r"^\d\d_.+\.ipynb$")
 _HIDE_TAGS = ("injected-parameters", "parameters")
 
 
-class NotebookExecutionError(RuntimeError):
+class NotebookExecutionError(SirrError, RuntimeError):
     """A chapter failed: one line naming the notebook, the cell and the exception."""
 
     def __init__(self, notebook, cell: int | None, ename: str, evalue: str, executed: Path | None = None,
@@ -82,7 +83,7 @@ class NotebookExecutionError(RuntimeError):
         super().__init__(msg)
 
 
-class BookBuildError(RuntimeError):
+class BookBuildError(SirrError, RuntimeError):
     """Jupyter Book reported warnings or errors (they are errors here)."""
 
 
@@ -301,12 +302,12 @@ def stage_book(root, src_dir) -> list[str]:
         base = src_dir / f
         return any(base.with_name(base.name + ext).is_file() for ext in ("", ".md", ".ipynb"))
 
-    # The GPU page's timing tables, from the stored bench reports (sirr.book.gpu_page): never typed by hand.
+    # The GPU page's timing tables, from the stored bench reports (sirrbook.book.gpu_page): never typed by hand.
     atomic_write_text(src_dir / GENERATED, time_tables(root / "results"))
-    # The intro's status table, from the stored results (sirr.book.status): never typed by hand.
+    # The intro's status table, from the stored results (sirrbook.book.status): never typed by hand.
     atomic_write_text(src_dir / STATUS_GENERATED, status_markdown(root / "results"))
     toc, dropped = _filter_toc(toc, present)
-    head = "# Staged by sirr.book: the repository's _toc.yml without chapters that have no executed copy.\n"
+    head = "# Staged by sirrbook.book: the repository's _toc.yml without chapters that have no executed copy.\n"
     atomic_write_text(src_dir / "_toc.yml", head + yaml.safe_dump(toc, sort_keys=False))
     return dropped
 

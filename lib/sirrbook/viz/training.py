@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sirr.viz.style import wrap_title
+from sirrbook.viz.style import wrap_title
 
 __all__ = ["training_curves"]
 

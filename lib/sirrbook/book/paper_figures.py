@@ -8,7 +8,7 @@ The functions only draw: they take images as tensors ``(1, 3, H, W)`` / ``(3, H,
 ``(H, W[, 3])`` in [0, 1] that the chapter computed with :mod:`sirr.models`, and label every panel
 with the paper's panel name. Where a paper figure compares with other methods that this book does
 not implement (CEILNet, PLNet, Zhang et al., BDN, ERRNet, IBCLN, ...), the panel is left out and
-the figure's subtitle says so; the caption written by :func:`sirr.viz.save_figure` names the run.
+the figure's subtitle says so; the caption written by :func:`sirrbook.viz.save_figure` names the run.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from sirr.gradients import edge_map, laplacian_map
 from sirr.losses.location_aware import binary_rcmap_target
 from sirr.messages import repo_relative
 from sirr.methods import get_method
-from sirr.viz.figures import _as_image
-from sirr.viz.style import CMAP_CONFIDENCE, CMAP_RCMAP, map_panel
-from sirr.weights import committed_weights
+from sirrbook.viz.figures import _as_image
+from sirrbook.viz.style import CMAP_CONFIDENCE, CMAP_RCMAP, map_panel
+from sirrbook.weights import committed_weights
 
 __all__ = [
     "NOT_IMPLEMENTED",
@@ -104,7 +104,7 @@ def _aspect(x) -> float:
 
 def _finish(fig):
     # Map panels' colour bars are placed beside their image by their own axes locator
-    # (sirr.viz.style.map_panel); tight_layout lays out the other axes and warns that it cannot lay out
+    # (sirrbook.viz.style.map_panel); tight_layout lays out the other axes and warns that it cannot lay out
     # those. The warning says nothing to a reader (and printed this file's absolute path into the book).
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="This figure includes Axes that are not compatible with tight_layout")
@@ -399,7 +399,7 @@ def trained(run, method: str = "la", variant: str = "full", *, train_missing: bo
 
 
 def committed(run, method: str = "la", preset: str = "cpu", seed: int = 0) -> TrainedModel | None:
-    """The book's committed weights of ``method`` at ``preset`` (:func:`sirr.weights.committed_weights`: LA@cpu,
+    """The book's committed weights of ``method`` at ``preset`` (:func:`sirrbook.weights.committed_weights`: LA@cpu,
     fp16 on disk, run in fp32), or ``None`` when the checkout has none."""
     found = committed_weights(REPO_ROOT / "results", method, preset, seed)
     if found is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sirr import paper_numbers
 from sirr.config import RunConfig, get_preset
-from sirr.results import load_result
+from sirrbook.results import load_result
 
 __all__ = ["status_rows", "status_markdown", "chapter_verdict", "STATUS_GENERATED", "STATUSES"]
 
@@ -82,7 +82,7 @@ def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: floa
 
 def status_rows(results_dir: str | Path) -> list[dict]:
     """The rows of the status table, from the stored results under ``results_dir``."""
-    from sirr import claims
+    from sirrbook import claims
 
     run = _cpu(Path(results_dir))
     rows = [_parameters_row()]

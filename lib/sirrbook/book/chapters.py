@@ -2,8 +2,8 @@
 
 The maps come from :mod:`sirr.gradients`, the triples from :mod:`sirr.data.synthesis`; each
 ``*_figure`` returns a matplotlib figure (the notebooks save them with
-:func:`sirr.viz.save_figure`). ``make_*_render`` build the ``render(**controls)`` callables that
-:func:`sirr.viz.explorer` needs. A few small helpers gather what the figures show (images resized
+:func:`sirrbook.viz.save_figure`). ``make_*_render`` build the ``render(**controls)`` callables that
+:func:`sirrbook.viz.explorer` needs. A few small helpers gather what the figures show (images resized
 for a preset, the per-scale layer ratios, parameter samples, skip-rule rates, triple statistics)
 so the notebooks stay short.
 """
@@ -32,8 +32,8 @@ from sirr.data.synthesis import (
 from sirr.gradients import edge_map, laplacian_map, layer_response_ratio, multiscale_responses
 from sirr.models.location_aware import MultiScaleLaplacian
 from sirr.provenance import device_name, git_commit
-from sirr.results import load_result, save_result
-from sirr.viz.figures import _as_image
+from sirrbook.results import load_result, save_result
+from sirrbook.viz.figures import _as_image
 
 __all__ = [
     "laplacian_vs_edge_figure",

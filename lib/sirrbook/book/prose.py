@@ -1,12 +1,12 @@
 """What the chapters print beside the numbers: sentences, captions and markdown built from results.
 
-Each function turns the numbers of :mod:`sirr.experiments` (tables, stored results and their
+Each function turns the numbers of :mod:`sirrbook.experiments` (tables, stored results and their
 provenance) into text for chapters 06 (evaluation) and 07 (ablations), so that no sentence in the
 book about a result is hand-written:
 
 - :func:`preset_caveat` -- what the numbers at this preset can and cannot say (markdown);
 - :func:`ordering_sentence` -- does our ordering of the ablation rows agree with the paper's
-  (from :func:`sirr.experiments.ordering_agreement`);
+  (from :func:`sirrbook.experiments.ordering_agreement`);
 - :func:`main_table_sentence` -- LA and TS against the input itself, per test set;
 - :func:`results_provenance` / :func:`result_line` -- where the numbers came from (preset, device,
   commit, date, the stored JSON).
@@ -20,9 +20,9 @@ from typing import Sequence
 import numpy as np
 
 from sirr.config import RunConfig
-from sirr.experiments import ordering_agreement
+from sirrbook.experiments import ordering_agreement
 from sirr.messages import repo_relative
-from sirr.viz.tables import DATASET_NAMES
+from sirrbook.viz.tables import DATASET_NAMES
 
 __all__ = [
     "ordering_sentence",

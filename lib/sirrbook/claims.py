@@ -52,8 +52,10 @@ from sirr.config import RunConfig
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.losses import LocationAwareLoss, stage2_generator_loss
 from sirr.metrics import LOWER_IS_BETTER, psnr, seed_paired_difference, ssim
+from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware
-from sirr.results import load_result, result_path, save_result
+from sirr.train.rundir import default_run_dir
+from sirrbook.results import load_result, result_path, save_result
 from sirr.train.validation import ValidationSet, hold_out
 
 __all__ = ["Claim", "Arm", "CLAIMS", "VERDICTS", "claim", "claim_run", "run_claim", "claim_progress",
@@ -83,10 +85,17 @@ class ClaimError(ValueError):
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of a claim: its key, a label, and what it changes."""
+    """One arm of a claim: its key, a label, and what it changes.
+
+    ``variant`` is the row of :mod:`sirr.registry` it trains (``"full"``: the method as the preset trains it);
+    ``schedule`` changes the steps (``"stage1_only"``: TS stage 1 for all of the claim's steps, and B_ini is the
+    output); ``settings`` are :class:`~sirr.models.LocationAware` flags for the detector-only claim (E2).
+    """
 
     name: str
     label: str
+    variant: str = "full"
+    schedule: str = "preset"
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,7 +109,8 @@ class Claim:
     """
 
     id: str
-    method: str
+    method: str  # the method whose networks the arms train (sirr.methods)
+    kind: str  # "network": the whole network, trained by Method.train; "detector": LA's RDM alone (E2)
     source: str
     claim: str
     prediction: str
@@ -146,45 +156,45 @@ def _paper_drop(row: str) -> str:
 #: The four experiments of chapter 07 (issue 21), in the order they are run.
 CLAIMS: dict[str, Claim] = {
     "E3": Claim(
-        "E3", "ts", "TS Fig. 1(d, e) and Sec. III-A",
+        "E3", "ts", "network", "TS Fig. 1(d, e) and Sec. III-A",
         "Stage 1 trained with the feature-reduction loss L_FR gives a blurred background estimate B_ini without "
         "the reflection's edges; without L_FR the reflection's edges stay.",
         "B_ini keeps less of the input's energy on the reflection's strong edges with L_FR than without it "
         "(and, being blurred, less of the background's edge energy too).",
-        (Arm("with_fr", "stage 1 with L_FR (paper)", {"use_feature_reduction": True}),
-         Arm("without_fr", "stage 1 without L_FR (Fig. 1e)", {"use_feature_reduction": False})),
+        (Arm("with_fr", "stage 1 with L_FR (paper)", "full", "stage1_only"),
+         Arm("without_fr", "stage 1 without L_FR (Fig. 1e)", "wo_feature_reduction", "stage1_only")),
         (0, 1, 2), "ts_stage1", ("validation", "reflection_edge_energy"), -1,
         "qualitative: Fig. 1(d) shows no reflection edges with L_FR, Fig. 1(e) keeps them", ("validation",)),
     "E2": Claim(
-        "E2", "la", "LA Sec. 3.1, Fig. 4 and Table 2",
+        "E2", "la", "detector", "LA Sec. 3.1, Fig. 4 and Table 2",
         "Multi-scale Laplacian features locate reflections better than edge features (∂x, ∂y) or plain image "
         "features (Ĉ from I_ft).",
         "The RDM alone, trained on L_Ĉ (Eq. 8) for the same steps, ranks reflection-dominated pixels higher "
         "(RCMap AUC) from Laplacian features than from edge or image features.",
-        (Arm("laplacian", "multi-scale Laplacian (paper)", {}),
-         Arm("edge", "edge features ∂x, ∂y (Laplacian → Edge)", {"gradient_filter": "edge"}),
-         Arm("image_features", "Ĉ from I_ft", {"rcmap_from": "image_features"})),
+        (Arm("laplacian", "multi-scale Laplacian (paper)"),
+         Arm("edge", "edge features ∂x, ∂y (Laplacian → Edge)", settings={"gradient_filter": "edge"}),
+         Arm("image_features", "Ĉ from I_ft", settings={"rcmap_from": "image_features"})),
         (0, 1, 2), "la", ("validation", "rcmap_auc"), +1,
         "Table 2 (whole network, PSNR on SIR² / real20 / Nature): "
         + _gaps_text(paper_numbers.LA_TABLE2, "laplacian_to_edge", "Laplacian → Edge") + ", "
         + _gaps_text(paper_numbers.LA_TABLE2, "c_from_image_features", "Ĉ from I_ft"), ("validation",)),
     "E4": Claim(
-        "E4", "ts", "TS Sec. III-B and Fig. 4",
+        "E4", "ts", "network", "TS Sec. III-B and Fig. 4",
         "The second stage recovers a sharper, better background than the first.",
         "Two stages (the preset's stage-1 then stage-2 steps) score a higher PSNR on real photos than stage 1 "
         "trained alone for the same total steps, and their output is sharper.",
-        (Arm("two_stage", "stage 1 then stage 2 (paper)", {"stages": "both"}),
-         Arm("stage1_only", "stage 1 alone, same total steps", {"stages": "stage1_only"})),
+        (Arm("two_stage", "stage 1 then stage 2 (paper)"),
+         Arm("stage1_only", "stage 1 alone, same total steps", "full", "stage1_only")),
         (0, 1), "ts_total", ("real", "psnr_la"), +1,
         f"Table I: {paper_numbers.TS_TABLE1['proposed']} dB (SIR² average) for the two-stage method, no number for "
         "stage 1 alone; Fig. 4 shows B_final sharper than B_ini",
         ("validation", "real")),
     "E1": Claim(
-        "E1", "la", "LA Table 3",
+        "E1", "la", "network", "LA Table 3",
         "Without L_SSIM, PSNR drops far below the full loss's: the largest effect of any row in Table 3.",
         "LA trained without L_SSIM scores a lower PSNR than the full loss at equal steps, on real photos and "
         "on held-out synthetic triples.",
-        (Arm("full", "full loss (paper)", {}), Arm("wo_ssim", "w/o L_SSIM", {"use_ssim": False})),
+        (Arm("full", "full loss (paper)"), Arm("wo_ssim", "w/o L_SSIM", "wo_ssim")),
         (0, 1, 2), "la", ("real", "psnr_la"), +1, _paper_drop("wo_ssim"), ("validation", "real")),
 }
 
@@ -265,7 +275,7 @@ def _rcmap_loss(rcmap: torch.Tensor, I: torch.Tensor, T: torch.Tensor, R: torch.
 
 
 def _photos(run: RunConfig):
-    from sirr.experiments import _training_photos  # the one cached training pool
+    from sirrbook.experiments import _training_photos  # the one cached training pool
 
     return _training_photos(run)
 
@@ -310,12 +320,13 @@ def _curve(run_dir) -> list[dict]:
              "val_identity_psnr": float(getattr(r, "val_identity_psnr", math.nan))} for r in v.itertuples()]
 
 
-def _real_measures(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], model) -> dict[str, dict]:
-    from sirr.experiments import _inference_path, _score, evaluation_datasets
+def _real_measures(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tensor], model,
+                   method: str) -> dict[str, dict]:
+    from sirrbook.experiments import _inference_path, _score, evaluation_datasets
 
     names = [n for n in REAL_SETS if n in evaluation_datasets(run)]
     sets = evaluation_datasets(run, names)
-    fast, path = _inference_path(model, run.device, "la" if isinstance(model, LocationAware) else "ts")
+    fast, path = _inference_path(model, run.device, method)
     scores, _ = _score(run, fast(predict), sets, keep_images=0)
     out: dict[str, dict] = {}
     for name, s in scores.items():
@@ -332,33 +343,22 @@ def _final_model(rdir, res, load, run: RunConfig):
     return load(rdir / "final.pt", device=run.device).eval()
 
 
-def _train_la(run: RunConfig, c: Claim, arm: Arm) -> tuple[Any, dict]:
-    from sirr.experiments import _run_dir
+def _train_network(run: RunConfig, c: Claim, arm: Arm) -> tuple[Any, dict]:
+    """Train (or load, when finished) the arm's whole network through :meth:`sirr.methods.Method.train`.
 
-    if not arm.settings:  # the reference arm is the preset's own LA recipe: the run of `sirr train la --seed s`
-        rdir = _run_dir(run, "la", "full")
-        kw: dict = {}
+    Every arm trains the claim's steps: the preset's schedule, or stage 1 alone for all of them
+    (``schedule="stage1_only"``). An arm that is exactly the preset's recipe (variant ``full``, preset schedule)
+    is the run of ``python -m sirr train <method> --seed s`` itself, in its usual folder.
+    """
+    m = get_method(c.method)
+    overrides = m.schedule_overrides(run, c.steps(run), stage1_only=arm.schedule == "stage1_only")
+    if arm.variant == "full" and arm.schedule == "preset":
+        rdir = m.run_dir(run, "full")
     else:
-        rdir = train.default_run_dir(run, "la", f"claim_{c.id}_{arm.name}")
-        kw = {"loss_kwargs": dict(arm.settings)}
-    res = train.train_location_aware(run, rdir, resume=True, steps=c.steps(run), fine_tune_steps=0, progress=False,
-                                     photos=_photos(run), **kw)
-    model = _final_model(rdir, res, train.load_location_aware, run)
-    return model, {"run_dir": str(rdir), "steps": int(res.steps)}
-
-
-def _train_ts(run: RunConfig, c: Claim, arm: Arm) -> tuple[Any, dict]:
-    from sirr.experiments import _run_dir
-
-    s = dict(arm.settings)
-    stages = s.pop("stages", "stage1_only")
-    n1, n2 = (run.preset.ts.stage1_steps, run.preset.ts.stage2_steps) if stages == "both" else (c.steps(run), 0)
-    preset_recipe = not s and stages == "both"
-    rdir = _run_dir(run, "ts", "full") if preset_recipe else train.default_run_dir(run, "ts", f"claim_{c.id}_{arm.name}")
-    res = train.train_two_stage(run, rdir, resume=True, stage1_steps=n1, stage2_steps=n2, progress=False,
-                                photos=_photos(run), **s)
-    model = _final_model(rdir, res, train.load_two_stage, run)
-    return model, {"run_dir": str(rdir), "steps": int(res.steps), "stage1_steps": n1, "stage2_steps": n2}
+        rdir = default_run_dir(run, c.method, f"claim_{c.id}_{arm.name}")
+    res = m.train(run, arm.variant, run_dir=rdir, resume=True, progress=False, photos=_photos(run), **overrides)
+    model = _final_model(rdir, res, m.load, run)
+    return model, {"run_dir": str(rdir), "steps": int(res.steps), "overrides": overrides}
 
 
 def _train_rdm(run: RunConfig, c: Claim, arm: Arm, vs: ValidationSet) -> tuple[LocationAware, dict]:
@@ -419,7 +419,7 @@ def claim_run(run: RunConfig, cid: str, arm: str, seed: int, verbose: bool = Tru
     info: dict[str, Any]
     measures: dict[str, dict] = {}
     images: dict[str, Any] = {}
-    if c.id == "E2":
+    if c.kind == "detector":
         model, info = _train_rdm(run_s, c, a, vs)
         t1 = time.perf_counter()
         I, T, R = vs.I.cpu(), vs.T.cpu(), vs.R.cpu()
@@ -430,29 +430,28 @@ def claim_run(run: RunConfig, cid: str, arm: str, seed: int, verbose: bool = Tru
             images[f"rcmap_{i}"] = rc[i].expand(3, -1, -1).permute(1, 2, 0).numpy()
             images[f"true_rcmap_{i}"] = truth[i].expand(3, -1, -1).permute(1, 2, 0).numpy()
     else:
-        trainer = _train_la if c.method == "la" else _train_ts
-        model, info = trainer(run_s, c, a)
+        model, info = _train_network(run_s, c, a)
         info["curve"] = _curve(info["run_dir"])
         t1 = time.perf_counter()
-        if c.method == "la":
-            predict = lambda x: model(x).transmission  # noqa: E731
-        elif info["stage2_steps"]:
-            predict = lambda x: model(x).b_final  # noqa: E731
+        m = get_method(c.method)
+        if a.schedule == "stage1_only":  # B_ini: the output of a stage-1-only run
+            predict = lambda x: m.predict_initial(model, x)  # noqa: E731
         else:
-            predict = lambda x: model.initial(x)  # noqa: E731  (B_ini: the output of a stage-1-only run)
+            predict = lambda x: m.predict(model, x)  # noqa: E731
         out = _batched(predict, vs.I.to(run_s.device))
         measures["validation"] = _validation_measures(out, vs)
         for i in range(min(EXAMPLES, out.shape[0])):
             images[f"output_{i}"] = out[i].clamp(0, 1).permute(1, 2, 0).numpy()
         if "real" in c.measures:
-            real = _real_measures(run_s, predict, model)
+            real = _real_measures(run_s, predict, model, c.method)
             measures.update(real["sets"])
             info["inference_path"] = real["inference_path"]
     for i in range(min(EXAMPLES, len(vs))):  # the held-out triple itself, for figures beside the outputs
         images[f"input_{i}"] = vs.I[i].float().cpu().permute(1, 2, 0).numpy()
         images[f"truth_{i}"] = vs.T[i].float().cpu().permute(1, 2, 0).numpy()
     info.setdefault("train_seconds", t1 - t0)
-    payload = {"claim": c.id, "arm": a.name, "label": a.label, "settings": a.settings, "seed": int(seed),
+    payload = {"claim": c.id, "arm": a.name, "label": a.label, "variant": a.variant, "schedule": a.schedule,
+               "settings": a.settings, "seed": int(seed),
                "measures": measures, "validation_images": list(vs.names), **info,
                "eval_seconds": time.perf_counter() - t1}
     save_result(run_s, exp, payload, images=images, seed=seed)

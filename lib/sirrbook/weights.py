@@ -2,7 +2,7 @@
 
 The committed weights live in ``results/<preset>/weights/<method>-<preset>-seed<seed>.fp16.pt`` (our checkpoint
 format: ``weights_only``-loadable, the model's constructor arguments inside, the network only: no optimiser,
-no discriminator). Each is listed in ``results/checkpoints.json`` (:func:`sirr.results.register_checkpoint`)
+no discriminator). Each is listed in ``results/checkpoints.json`` (:func:`sirrbook.results.register_checkpoint`)
 with its sha256, the preset, the steps and samples seen, the training pool's fingerprint, the VGG-19 source,
 the commit and the machine it was trained on.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from sirr.atomic import atomic_write
-from sirr.results import load_manifest, register_checkpoint, sha256_file
+from sirrbook.results import load_manifest, register_checkpoint, sha256_file
 from sirr.train.engine import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint
 
 __all__ = ["export_weights", "committed_weights", "weights_name"]

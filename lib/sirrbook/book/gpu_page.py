@@ -2,7 +2,7 @@
 
 :func:`time_tables` reads the ``python -m sirr bench`` reports under ``results/bench/`` and the stored
 ``cpu`` training records, and renders the measured times and the per-chapter estimates derived from
-them as Markdown; :func:`sirr.book.build.stage_book` writes it to ``book/_generated/gpu_times.md`` in the
+them as Markdown; :func:`sirrbook.book.build.stage_book` writes it to ``book/_generated/gpu_times.md`` in the
 staged copy, which ``book/gpu.md`` includes. No time on that page is typed by hand.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sirr.book.bench import read_bench
+from sirrbook.book.bench import read_bench
 from sirr.config import PRESETS, RunConfig, get_preset
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, TS_VARIANTS
-from sirr.results import load_result
+from sirrbook.results import load_result
 
 __all__ = ["time_tables", "GENERATED"]
 
@@ -36,7 +36,7 @@ def _duration(seconds: float) -> str:
 
 
 def _training_record(results_dir: Path, method: str) -> dict | None:
-    """The stored ``cpu`` training record of ``method`` (:func:`sirr.results.load_result`), or None."""
+    """The stored ``cpu`` training record of ``method`` (:func:`sirrbook.results.load_result`), or None."""
     return load_result(RunConfig(preset=get_preset("cpu"), results_dir=results_dir), f"training/{method}", seed=0)
 
 

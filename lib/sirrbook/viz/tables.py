@@ -1,6 +1,6 @@
 """Table formatting for the evaluation and ablation chapters: ours (mean ± std) beside the paper's numbers.
 
-The functions take the plain DataFrames of :mod:`sirr.experiments` (numbers only) and return
+The functions take the plain DataFrames of :mod:`sirrbook.experiments` (numbers only) and return
 display DataFrames of strings with labelled column headers ("ours …" / "paper …"), which render as
 HTML in a notebook and convert with :func:`to_markdown` / :func:`to_html`. Missing values print as
 an em dash so an absent dataset or a row without a paper number is visible, not blank.
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sirr.viz.style import wrap_title
+from sirrbook.viz.style import wrap_title
 
 __all__ = [
     "DASH",
@@ -86,7 +86,7 @@ def _metric_header(m: str) -> str:
 
 def ablation_display(df, metrics: Sequence[str] = ("psnr_la", "ssim_la", "psnr_errnet", "ssim_errnet"),
                      paper: bool = True):
-    """Display form of :func:`sirr.experiments.ablation_table`: the paper's row label, "ours" columns
+    """Display form of :func:`sirrbook.experiments.ablation_table`: the paper's row label, "ours" columns
     as mean ± std over seeds for each metric, then the paper's columns (labelled "paper …")."""
     out = pd.DataFrame({"row (paper)": df["label"]})
     out["seeds"] = df["n_seeds"].astype(int)
@@ -104,7 +104,7 @@ def ablation_display(df, metrics: Sequence[str] = ("psnr_la", "ssim_la", "psnr_e
 
 
 def la_table1_display(df, conventions: Sequence[str] = ("la", "errnet")):
-    """Display form of the LA Table 1 layout of :func:`sirr.experiments.main_tables`: one row per
+    """Display form of the LA Table 1 layout of :func:`sirrbook.experiments.main_tables`: one row per
     dataset; identity / LA / TS PSNR and SSIM under each convention; the paper's LA "Ours" column."""
     out = pd.DataFrame({"dataset": [DATASET_NAMES.get(d, d) for d in df["dataset"]]})
     out["images"] = [DASH if _nan(n) else str(int(n)) for n in df["n"]]

@@ -17,7 +17,7 @@ import torch
 
 from sirr.losses.vgg import VGG19Features
 from sirr.models.location_aware import count_flops
-from sirr.viz.style import CMAP_ERROR, CMAP_RCMAP, map_panel, wrap_title
+from sirrbook.viz.style import CMAP_ERROR, CMAP_RCMAP, map_panel, wrap_title
 
 __all__ = [
     "MODULE_GROUPS",

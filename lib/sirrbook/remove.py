@@ -37,12 +37,14 @@ from tqdm.auto import tqdm
 from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.datasets import available_datasets, load_dataset, real_reflection_photos
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
-from sirr.inference import precision_for, reuse_freed_memory
+from sirrbook.inference import inference_precision, reuse_freed_memory
+from sirr.errors import SirrError
 from sirr.messages import repo_relative
+from sirr.methods import METHODS as _BY_NAME
 from sirr.methods import get_method
-from sirr.models.location_aware import RELEASE_URL, LocationAware, release_key_map
-from sirr.train.engine import CheckpointError, resolve_precision  # CheckpointError: shared with training
-from sirr.weights import committed_weights
+from sirr.models.location_aware import release_key_map
+from sirr.train.engine import CheckpointError  # shared with training
+from sirrbook.weights import committed_weights
 
 __all__ = [
     "DEFAULT_TILE",
@@ -73,11 +75,11 @@ DEFAULT_TILE = 512
 #: Photos with more pixels than this are tiled automatically (about 1 MP; the LA network needs roughly
 #: 1 GiB of activations per megapixel in fp32 inference).
 MAX_PIXELS = 1024 * 1024
-METHODS = ("la", "ts")
+METHODS = tuple(_BY_NAME)
 PRESET_ORDER = ("paper", "demo", "cpu")  # most-trained first; smoke weights are never picked without --checkpoint
 
 
-class NoCheckpointError(FileNotFoundError):
+class NoCheckpointError(SirrError, FileNotFoundError):
     """No ``--checkpoint`` given and no trained checkpoint under ``runs/``: the message says how to get weights."""
 
 
@@ -87,10 +89,11 @@ class NoCheckpointError(FileNotFoundError):
 
 
 def _how_to_get_weights(method: str) -> str:
-    if method == "la":
-        return (f"pass --checkpoint model.pth (the authors' weights, {RELEASE_URL}) or train one with "
-                "'python -m sirr train la --preset demo' (or run notebook 04)")
-    return "train one with 'python -m sirr train ts --preset demo' (or run notebook 05), then pass --checkpoint"
+    m = get_method(method)
+    train = f"'python -m sirr train {m.name} --preset demo' (or run notebook {m.chapter})"
+    if m.release_url:
+        return f"pass --checkpoint model.pth (the authors' weights, {m.release_url}) or train one with {train}"
+    return f"train one with {train}, then pass --checkpoint"
 
 
 def _runs_dir() -> Path:
@@ -106,8 +109,7 @@ def find_checkpoint(method: str, preset: str | None = None, runs_dir: str | Path
     ``*.pt`` / ``*.pth`` files only when no run of that preset finished. The newest by modification
     time wins. Returns None when there is none.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    method = get_method(method).name  # an unknown method is UnknownMethodError
     root = Path(runs_dir) if runs_dir is not None else _runs_dir()
     for p in ([preset] if preset else PRESET_ORDER):
         base = root / p / method / "full"
@@ -150,7 +152,7 @@ def _classify(obj, path: Path, release_keys: set[str]) -> str:
         v = obj.get(key)
         if isinstance(v, str):
             low = v.lower()
-            if low in ("la", "ts"):
+            if low in METHODS:
                 return low
             if "location" in low:
                 return "la"
@@ -212,21 +214,18 @@ class Remover:
 
 
 def _as_remover(method: str, model: torch.nn.Module, device: str, checkpoint: Path | None, source: str) -> Remover:
-    """The model as a function. LA runs in the path :func:`sirr.inference.precision_for` picks for ``device``
+    """The model as a function (:meth:`sirr.methods.Method.predict`), run in the path
+    :func:`sirrbook.inference.inference_precision` picks: LA in the one :func:`sirrbook.inference.precision_for` picks for ``device``
     (the fastest one ``sirr bench`` found within 40 dB of fp32 on trained weights); TS, and LA without a bench
     report, in ``resolve_precision("auto")`` (bf16 autocast + channels_last only where the hardware computes
     in bf16, fp32 elsewhere)."""
     model = model.to(device).eval()
-    if method == "la":  # sirr bench measures the LA network only
-        precision, why = precision_for(device)
-    else:
-        precision = resolve_precision("auto", device)
-        why = f"{precision.describe()} (resolve_precision('auto'); sirr bench measures LA only)"
+    m = get_method(method)
+    precision, why = inference_precision(m, device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
         if torch.device(device).type == "cpu":
             reuse_freed_memory(True)  # as sirr bench measured this path
-    m = get_method(method)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         with precision.context(torch.device(device).type):
@@ -246,8 +245,7 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
     naming the right ``--method``. ``None``: the newest checkpoint under ``runs/``
     (:func:`find_checkpoint`), else :class:`NoCheckpointError` saying how to get weights.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    m = get_method(method)  # an unknown method is UnknownMethodError
     device = resolve_device(device)
     if model is not None:
         return _as_remover(method, model, device, None, "in-memory model")
@@ -270,10 +268,9 @@ def load_method(method: str = "la", checkpoint: str | Path | None = None, device
     path = Path(checkpoint)
     kind = identify_checkpoint(path)
     if kind == "la_release":
-        if method != "la":
+        if not m.release_url:
             raise CheckpointError(f"{path} is the LA authors' model.pth; use --method la (not {method!r})")
-        return _as_remover("la", LocationAware.from_release(path, map_location="cpu"), device, path,
-                           "LA authors' release")
+        return _as_remover(m.name, m.load_release(path), device, path, "LA authors' release")
     if kind != method:
         raise CheckpointError(f"{path} is a {kind.upper()} checkpoint, not {method.upper()}; use --method {kind}")
     model = get_method(method).load(path, device="cpu")

@@ -19,7 +19,7 @@ import torch
 from sirr.atomic import atomic_write_bytes, atomic_write_text
 from sirr.paths import REPO_ROOT
 from sirr.provenance import git_commit, provenance
-from sirr.viz.style import CMAP_GRAY, wrap_title
+from sirrbook.viz.style import CMAP_GRAY, wrap_title
 
 __all__ = [
     "save_figure",

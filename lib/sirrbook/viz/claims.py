@@ -1,4 +1,4 @@
-"""Chapter 07's views of the claim experiments (:mod:`sirr.claims`): the pre-registration table, one result
+"""Chapter 07's views of the claim experiments (:mod:`sirrbook.claims`): the pre-registration table, one result
 table per claim, and one figure per claim that shows the effect, all read from the stored runs."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sirr import claims as cl
+from sirrbook import claims as cl
 from sirr.registry import TABLES
 from sirr.config import RunConfig
-from sirr.results import load_image, load_result
-from sirr.viz.style import wrap_title
+from sirrbook.results import load_image, load_result
+from sirrbook.viz.style import wrap_title
 
 __all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "status_frame", "coverage_frame",
            "rdm_learning_curves",

@@ -35,6 +35,7 @@ import torch
 
 from sirr.atomic import atomic_write_text
 from sirr.data.images import as_hwc, read_image, write_image
+from sirr.errors import SirrError
 from sirr.messages import repo_relative
 from sirr.metrics import downsize_max_side
 from sirr.provenance import provenance
@@ -66,11 +67,11 @@ log = logging.getLogger(__name__)
 _RESERVED = ("_provenance", "_path", "_images", "_seed")
 
 
-class ResultsError(ValueError):
+class ResultsError(SirrError, ValueError):
     """A malformed experiment name or result file."""
 
 
-class CheckpointTooLarge(ValueError):
+class CheckpointTooLarge(SirrError, ValueError):
     """A checkpoint above the 25 MB limit for committed files."""
 
 

@@ -26,7 +26,7 @@ from sirr.paths import REPO_ROOT
 from sirr.train.engine import Precision, cpu_has_native_bf16, resolve_precision
 
 __all__ = ["MIN_PSNR_DB", "PATHS", "paths_here", "device_slug", "cpu_model", "bench_report_path", "chosen_path",
-           "precision_for", "output_psnr", "reuse_freed_memory"]
+           "precision_for", "inference_precision", "output_psnr", "reuse_freed_memory"]
 
 #: A faster path is used only if its output is at least this close to the fp32 output (PSNR, dB).
 MIN_PSNR_DB = 40.0
@@ -101,6 +101,17 @@ def precision_for(device: str, bench_dir: str | Path | None = None) -> tuple[Pre
                                         f"trained weights, {close})")
     precision = resolve_precision("auto", device)
     return precision, f"{precision.describe()} (no bench report for this device: resolve_precision('auto'))"
+
+
+def inference_precision(method, device: str, bench_dir: str | Path | None = None) -> tuple[Precision, str]:
+    """The path a trained network of ``method`` (a :class:`sirr.methods.Method`) runs in on ``device``, and why:
+    :func:`precision_for` for a network the bench measures (:attr:`~sirr.methods.Method.benchmarked`), else
+    ``resolve_precision("auto")``. ``sirr remove``, the experiments and the chapters all run through it."""
+    if method.benchmarked:
+        return precision_for(device, bench_dir)
+    precision = resolve_precision("auto", device)
+    return precision, (f"{precision.describe()} (resolve_precision('auto'); sirr bench does not measure "
+                       f"{method.name.upper()})")
 
 
 def output_psnr(out: torch.Tensor, ref: torch.Tensor) -> float | None:

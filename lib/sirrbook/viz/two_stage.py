@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 from sirr.models.two_stage import edge_masks
-from sirr.viz.figures import _as_image
-from sirr.viz.style import CMAP_CONFIDENCE, map_panel, wrap_title
+from sirrbook.viz.figures import _as_image
+from sirrbook.viz.style import CMAP_CONFIDENCE, map_panel, wrap_title
 
 __all__ = [
     "fig1_panels",
@@ -174,7 +174,7 @@ def initial_vs_final(rows: Sequence[tuple], box: tuple[int, int, int, int] | Non
 
 def stage1_study(results: list[dict], title: str | None = None):
     """Validation PSNR of B_ini against the step, one colour per arm and one line per seed, from the stored seeds
-    of :func:`sirr.experiments.ts_stage1_study`; the identity baseline dashed."""
+    of :func:`sirrbook.experiments.ts_stage1_study`; the identity baseline dashed."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
     ident = None
     colours = {}

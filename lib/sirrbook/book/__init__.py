@@ -1,17 +1,17 @@
 """The book's own tooling, kept apart from the library a reader imports.
 
-- :mod:`sirr.book.build` -- run the chapters with papermill and build the HTML with Jupyter Book
+- :mod:`sirrbook.book.build` -- run the chapters with papermill and build the HTML with Jupyter Book
   (``python -m sirr book``, ``make book``);
-- :mod:`sirr.book.bench` -- inference / training-step timings (``python -m sirr bench``);
-- :mod:`sirr.book.chapters` -- the computations and figures of chapters 01 and 02;
-- :mod:`sirr.book.paper_figures` -- the papers' figures redrawn with our models (chapters 08, 09);
-- :mod:`sirr.book.prose` -- the sentences, captions and markdown the chapters print beside the numbers.
+- :mod:`sirrbook.book.bench` -- inference / training-step timings (``python -m sirr bench``);
+- :mod:`sirrbook.book.chapters` -- the computations and figures of chapters 01 and 02;
+- :mod:`sirrbook.book.paper_figures` -- the papers' figures redrawn with our models (chapters 08, 09);
+- :mod:`sirrbook.book.prose` -- the sentences, captions and markdown the chapters print beside the numbers.
 
 The library proper (``sirr.models``, ``sirr.losses``, ``sirr.data``, ``sirr.metrics``, ``sirr.train``,
-``sirr.experiments``) never imports this subpackage.
+``sirrbook.experiments``) never imports this subpackage.
 """
 
-from sirr.book.build import (
+from sirrbook.book.build import (
     PARAMETER_NAMES,
     BookBuildError,
     NotebookExecutionError,

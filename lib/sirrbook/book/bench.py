@@ -38,7 +38,7 @@ from sirr.atomic import atomic_write_text
 from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.images import to_tensor
 from sirr.data.samples import sample_photos
-from sirr.inference import (
+from sirrbook.inference import (
     MIN_PSNR_DB,
     bench_report_path,
     cpu_model,
@@ -53,7 +53,7 @@ from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware, count_flops
 from sirr.provenance import device_name, provenance
 from sirr.train.engine import cpu_has_native_bf16
-from sirr.weights import committed_weights, sha256_file
+from sirrbook.weights import committed_weights, sha256_file
 
 __all__ = [
     "run_bench",
