@@ -49,6 +49,7 @@ from sklearn.metrics import roc_auc_score
 from sirr import paper_numbers, train
 from sirr.train.engine import seed_everything
 from sirr.config import RunConfig
+from sirr.errors import SirrError
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.losses import LocationAwareLoss, stage2_generator_loss
 from sirr.metrics import LOWER_IS_BETTER, psnr, seed_paired_difference, ssim
@@ -79,7 +80,7 @@ EXAMPLES = 3
 LOWER = frozenset({*LOWER_IS_BETTER, "rcmap_loss"})
 
 
-class ClaimError(ValueError):
+class ClaimError(SirrError, ValueError):
     """An unknown claim, arm or seed."""
 
 
