@@ -94,19 +94,26 @@ def claim_sentence(summary: dict) -> str:
             + f". Paper: {summary['paper']}. ({where}; commit {commits}.)")
 
 
+def _arm_curves(run: RunConfig, c: cl.Claim, arm: cl.Arm, key: str, value: str):
+    """``(steps, values (seeds × steps), records)`` of an arm's stored curve ``key`` over its seeds, or None."""
+    recs = [r for r in (load_result(run, f"claims/{c.id}/{arm.name}", s) for s in c.seeds) if r and r.get(key)]
+    if not recs:
+        return None
+    curves = [r[key] for r in recs]
+    steps = [p["step"] for p in curves[0]]
+    vals = np.array([[p[value] for p in cv][: len(steps)] for cv in curves if len(cv) >= len(steps)])
+    return steps, vals, recs
+
+
 def _curves(ax, run: RunConfig, c: cl.Claim) -> bool:
     drew = False
     ident = None
     for i, arm in enumerate(c.arms):
-        curves = []
-        for s in c.seeds:
-            rec = load_result(run, f"claims/{c.id}/{arm.name}", s)
-            if rec and rec.get("curve"):
-                curves.append(rec["curve"])
-        if not curves:
+        got = _arm_curves(run, c, arm, "curve", "val_psnr")
+        if got is None:
             continue
-        steps = [p["step"] for p in curves[0]]
-        vals = np.array([[p["val_psnr"] for p in cv][: len(steps)] for cv in curves if len(cv) >= len(steps)])
+        steps, vals, recs = got
+        curves = [r["curve"] for r in recs]
         ax.plot(steps, vals.mean(0), color=f"C{i}", lw=1.5, marker="o", ms=2.5, label=f"{arm.label} (mean of {len(vals)} seeds)")
         if len(vals) > 1:
             ax.fill_between(steps, vals.min(0), vals.max(0), color=f"C{i}", alpha=0.2, lw=0)
@@ -202,17 +209,11 @@ def rdm_learning_curves(run: RunConfig):
     fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
     seconds = []
     for i, arm in enumerate(c.arms):
-        curves = []
-        for s in c.seeds:
-            rec = load_result(run, f"claims/{c.id}/{arm.name}", s)
-            if rec and rec.get("curve_rdm"):
-                curves.append(rec["curve_rdm"])
-                seconds.append(rec.get("train_seconds", math.nan))
-        if not curves:
+        got = _arm_curves(run, c, arm, "curve_rdm", "held_out_rcmap_loss")
+        if got is None:
             continue
-        steps = [p["step"] for p in curves[0]]
-        vals = np.array([[p["held_out_rcmap_loss"] for p in cv][: len(steps)] for cv in curves
-                         if len(cv) >= len(steps)])
+        steps, vals, recs = got
+        seconds += [r.get("train_seconds", math.nan) for r in recs]
         ax.plot(steps, vals.mean(0), color=f"C{i}", marker="o", ms=2.5, lw=1.5,
                 label=f"{arm.label} ({len(vals)} seeds)")
         if len(vals) > 1:
