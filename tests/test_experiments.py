@@ -42,7 +42,11 @@ def test_every_la_variant_builds_the_model_and_loss_it_names():
     from sirr.losses import LocationAwareLoss
     from sirr.models import LocationAware
 
-    model_params = set(inspect.signature(LocationAware).parameters)
+    import dataclasses
+
+    from sirr.models.location_aware import LocationAwareFlags
+
+    model_params = {f.name for f in dataclasses.fields(LocationAwareFlags)}  # the 12 switches, one per Table 2 row
     loss_params = set(inspect.signature(LocationAwareLoss).parameters)
     for v in ex.LA_VARIANTS.values():
         assert set(v.model_kwargs) <= model_params, v.name
@@ -57,11 +61,11 @@ def test_every_la_variant_builds_the_model_and_loss_it_names():
 
 def test_default_model_flags_are_the_ours_row():
     """A Table 2 flag equal to the model default would silently train "ours" again."""
-    import inspect
+    import dataclasses
 
-    from sirr.models import LocationAware
+    from sirr.models.location_aware import LocationAwareFlags
 
-    defaults = {k: p.default for k, p in inspect.signature(LocationAware).parameters.items()}
+    defaults = dataclasses.asdict(LocationAwareFlags())
     for v in ex.LA_TABLE2_VARIANTS.values():
         for k, val in v.model_kwargs.items():
             if v.name == "lki_to_rki" and k == "laplacian_grad_clip":

@@ -396,3 +396,20 @@ def test_the_code_chapters_03_and_04_show_fits_80_columns():
             obj = getattr(obj, part)
         wide = [line for line in inspect.getsource(obj).splitlines() if len(line) > 80]
         assert not wide, f"{name}: {len(wide)} lines over 80 columns, e.g. {wide[0]!r}"
+
+
+def test_the_switches_are_one_frozen_dataclass_and_keywords_still_work():
+    import dataclasses
+
+    from sirr.models.location_aware import LocationAwareFlags
+
+    flags = LocationAwareFlags(use_tsm=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        flags.use_tsm = True  # type: ignore[misc]
+    a, b = LocationAware(flags), LocationAware(use_tsm=False)
+    assert a.flags == b.flags == flags and a.config == b.config and a.config["clamp_outputs"] is True
+    assert len(dataclasses.fields(LocationAwareFlags)) == 12
+    with pytest.raises(ValueError, match="gradient_filter"):
+        LocationAwareFlags(gradient_filter="sobel")
+    with pytest.raises(TypeError, match="unknown switch"):
+        LocationAware(use_tms=False)

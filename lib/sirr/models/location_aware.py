@@ -15,6 +15,7 @@ and the text is a constructor option. Every row of Table 2 is a constructor flag
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -45,6 +46,7 @@ __all__ = [
     "ContextualAutoencoder",
     "LocationAwareOutput",
     "LocationAware",
+    "LocationAwareFlags",
     "LocationAwareDiscriminator",
     "release_key_map",
     "count_flops",
@@ -390,6 +392,33 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
+@dataclass(frozen=True)
+class LocationAwareFlags:
+    """LA's switches: the release's choices by default ("Ours"), and one row of LA Table 2 each."""
+
+    iterations: int = 3  # N, the recurrence's iterations (Sec. 3)
+    tsm_weight: str = "one_minus_c"  # TSM weights f_Lap by 1 − Ĉ_i (release) or "c" (Ĉ_i)
+    stage2_rcmap: str = "c"  # G_T reads Ĉ_i (release) or "one_minus_c" (1 − Ĉ_i, Eq. 3's text)
+    use_rdm_tsm: bool = True  # False: "w/o RDM & TSM"
+    use_tsm: bool = True  # False: "w/o TSM"
+    use_lstm: bool = True  # False: "w/o LSTM"
+    rcmap_from: str = "laplacian"  # "image_features": "Ĉ from I_ft"
+    multiscale: bool = True  # False: "MLSM → SLSM"
+    learn_laplacian: bool = True  # False: "Fix MLSM"
+    gradient_filter: str = "laplacian"  # "edge": "Laplacian → Edge"
+    kernel_init: str = "laplacian"  # "random": "LKI → RKI" (with laplacian_grad_clip=None)
+    laplacian_grad_clip: float | None = 0.25  # None: "w/o GC in MLSM"
+
+    def __post_init__(self) -> None:
+        _check_choice("tsm_weight", self.tsm_weight, ("one_minus_c", "c"))
+        _check_choice("stage2_rcmap", self.stage2_rcmap, ("c", "one_minus_c"))
+        _check_choice("rcmap_from", self.rcmap_from, ("laplacian", "image_features"))
+        _check_choice("gradient_filter", self.gradient_filter, ("laplacian", "edge"))
+        _check_choice("kernel_init", self.kernel_init, ("laplacian", "random"))
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+
+
 class LocationAware(nn.Module):
     """Location-aware SIRR network (LA Sec. 3, Fig. 2): N recurrent iterations of G_R (Eq. 2) then G_T (Eq. 3).
 
@@ -435,34 +464,28 @@ class LocationAware(nn.Module):
 
     def __init__(
         self,
-        iterations: int = 3,
-        tsm_weight: str = "one_minus_c",
-        stage2_rcmap: str = "c",
-        use_rdm_tsm: bool = True,
-        use_tsm: bool = True,
-        use_lstm: bool = True,
-        rcmap_from: str = "laplacian",
-        multiscale: bool = True,
-        learn_laplacian: bool = True,
-        gradient_filter: str = "laplacian",
-        kernel_init: str = "laplacian",
-        laplacian_grad_clip: float | None = 0.25,
+        flags: LocationAwareFlags | None = None,
+        *,
         clamp_outputs: bool = True,
         init_std: float = 0.02,
         generator: torch.Generator | None = None,
+        **switches: Any,
     ) -> None:
         super().__init__()
-        _check_choice("tsm_weight", tsm_weight, ("one_minus_c", "c"))
-        _check_choice("stage2_rcmap", stage2_rcmap, ("c", "one_minus_c"))
-        _check_choice("rcmap_from", rcmap_from, ("laplacian", "image_features"))
-        if iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {iterations}")
-        self.config: dict[str, Any] = dict(
-            iterations=iterations, tsm_weight=tsm_weight, stage2_rcmap=stage2_rcmap, use_rdm_tsm=use_rdm_tsm,
-            use_tsm=use_tsm, use_lstm=use_lstm, rcmap_from=rcmap_from, multiscale=multiscale,
-            learn_laplacian=learn_laplacian, gradient_filter=gradient_filter, kernel_init=kernel_init,
-            laplacian_grad_clip=laplacian_grad_clip, clamp_outputs=clamp_outputs, init_std=init_std,
-        )
+        # The 12 switches: a LocationAwareFlags, or any of its fields by name (LocationAware(use_tsm=False)).
+        try:
+            flags = dataclasses.replace(flags or LocationAwareFlags(), **switches)
+        except TypeError:
+            known = ", ".join(f.name for f in dataclasses.fields(LocationAwareFlags))
+            raise TypeError(f"LocationAware: unknown switch in {sorted(switches)}; the switches are {known}") from None
+        self.flags = flags
+        iterations, tsm_weight, stage2_rcmap = flags.iterations, flags.tsm_weight, flags.stage2_rcmap
+        use_rdm_tsm, use_tsm, use_lstm, rcmap_from = flags.use_rdm_tsm, flags.use_tsm, flags.use_lstm, flags.rcmap_from
+        multiscale, learn_laplacian = flags.multiscale, flags.learn_laplacian
+        gradient_filter, kernel_init = flags.gradient_filter, flags.kernel_init
+        laplacian_grad_clip = flags.laplacian_grad_clip
+        self.config: dict[str, Any] = {**dataclasses.asdict(flags), "clamp_outputs": clamp_outputs,
+                                       "init_std": init_std}
         self.iterations = iterations
         self.tsm_weight, self.stage2_rcmap, self.rcmap_from = tsm_weight, stage2_rcmap, rcmap_from
         self.use_rdm_tsm, self.use_tsm, self.use_lstm = use_rdm_tsm, use_tsm, use_lstm
@@ -695,8 +718,8 @@ class LocationAware(nn.Module):
         return {rel: own[ours].detach().clone() for rel, ours in key_map.items()}
 
     def _flags_note(self) -> str:
-        defaults = inspect.signature(LocationAware).parameters
-        changed = {k: v for k, v in self.config.items() if defaults[k].default != v}
+        defaults = {**dataclasses.asdict(LocationAwareFlags()), "clamp_outputs": True, "init_std": 0.02}
+        changed = {k: v for k, v in self.config.items() if defaults[k] != v}
         return f"({', '.join(f'{k}={v!r}' for k, v in changed.items())})" if changed else ""
 
 
