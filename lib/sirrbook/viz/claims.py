@@ -204,7 +204,7 @@ def loss_share_frame(la_metrics: pd.DataFrame | None, ts_metrics: pd.DataFrame |
 
 def rdm_learning_curves(run: RunConfig):
     """E2's held-out L_Ĉ (Eq. 8) by step for each input, mean over the stored seeds with the min-max band, and the
-    wall time per run: a training that visibly learns in minutes on two cores. None before any E2 run is in."""
+    wall time per run (minutes on two cores). None before any E2 run is in."""
     c = cl.claim("E2")
     fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
     seconds = []
@@ -224,6 +224,6 @@ def rdm_learning_curves(run: RunConfig):
     ax.set_xlabel("training step (batch 2, 128 px)")
     ax.set_ylabel("held-out L_Ĉ (Eq. 8)")
     ax.legend(fontsize=7)
-    ax.set_title(wrap_title(f"E2: the reflection detector alone learns in about {np.nanmedian(seconds) / 60:.0f} "
-                            "min per run on this machine", 70), fontsize=10)
+    ax.set_title(wrap_title(f"E2: the reflection detector alone, about {np.nanmedian(seconds) / 60:.0f} min per run "
+                            "on this machine", 70), fontsize=10)
     return fig
