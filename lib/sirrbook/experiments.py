@@ -368,6 +368,15 @@ def _final(rdir) -> Any:
     return train.selected_checkpoint(rdir)
 
 
+def _trained_or_reused(m, run, done, train):
+    """``(model, steps, truncated)``: the finished run ``done`` when there is one, else ``train()``'s model of record."""
+    if done is not None:  # final.pt exists only for a run that did all its steps
+        return done, int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"]), False
+    res = train()
+    model, truncated = _model_of_record(res, res.model.eval(), m.load, run.device)
+    return model, int(res.steps), truncated
+
+
 def _model_of_record(res, model, load, device):
     """``(model, truncated)`` after a training call: its best-validation weights when it kept some and finished,
     else the trained model as it is (a stand-in trainer's result may lack the newer fields)."""
@@ -445,14 +454,7 @@ def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
         kw = dict(run_dir=_run_dir(run_s, "la", variant), resume=resume, steps=steps,
                   progress=progress, photos=_training_photos(run_s))
         done = loader() if resume else None  # a finished run under runs/: just load it
-        if done is None:
-            res = m.train(run_s, variant, **kw)
-            model, n_steps = res.model.eval(), int(res.steps)
-            model, truncated = _model_of_record(res, model, m.load, run_s.device)
-        else:
-            model = done
-            n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
-            truncated = False  # final.pt exists only for a run that did all its steps
+        model, n_steps, truncated = _trained_or_reused(m, run_s, done, lambda: m.train(run_s, variant, **kw))
         t1 = time.perf_counter()
         fast, path = _inference_path(model, run_s.device, "la")
         scores, images = _score(run_s, fast(lambda x: m.predict(model, x)), evaluation_datasets(run_s, names))
@@ -495,17 +497,10 @@ def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None
     def compute(names: list[str], resume: bool) -> dict:
         t0 = time.perf_counter()
         done = loader() if resume else None  # a finished run under runs/: just load it
-        if done is None:
-            # Method.train adds the variant's training switches
-            res = m.train(run_s, variant, run_dir=_run_dir(run_s, "ts", variant), resume=resume,
-                          stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
-                          photos=_training_photos(run_s))
-            model, n_steps = res.model.eval(), res.steps
-            model, truncated = _model_of_record(res, model, m.load, run_s.device)
-        else:
-            model = done
-            n_steps = int(done.checkpoint_meta.get("total_steps") or done.checkpoint_meta["step"])
-            truncated = False  # final.pt exists only for a run that did all its steps
+        model, n_steps, truncated = _trained_or_reused(  # Method.train adds the variant's training switches
+            m, run_s, done, lambda: m.train(run_s, variant, run_dir=_run_dir(run_s, "ts", variant), resume=resume,
+                                            stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
+                                            photos=_training_photos(run_s)))
         t1 = time.perf_counter()
         sets = evaluation_datasets(run_s, names)
         fast, path = _inference_path(model, run_s.device, "ts")
