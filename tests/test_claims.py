@@ -171,3 +171,13 @@ def test_pipeline_check_leaves_no_result_behind(tmp_path):
     line = claims.pipeline_check(run)
     assert "read back identically" in line and "not evidence" in line
     assert not (tmp_path / "results").exists()
+
+
+def test_a_claim_with_one_arm_in_still_gets_a_table_of_its_means(tmp_path):
+    from sirrbook.viz.claims import claim_frame
+
+    run = _run(tmp_path)
+    _fake(run, "E2", "laplacian", 0, [0.9, 0.8])  # no other arm of any seed yet: no paired difference
+    frame = claim_frame(claims.claim_summary(run, "E2"))
+    assert frame is not None and frame["laplacian"].iloc[0] == pytest.approx(0.85)
+    assert claim_frame(claims.claim_summary(_run(tmp_path / "empty"), "E2")) is None

@@ -63,7 +63,9 @@ def claim_frame(summary: dict) -> pd.DataFrame | None:
     if not summary["arm_means"]:
         return None
     primary = "/".join(summary["primary"])
-    keys = sorted({k for c in summary["contrasts"] for k in c["differences"]}, key=lambda k: (k != primary, k))
+    keys = {k for c in summary["contrasts"] for k in c["differences"]}  # measures with a paired difference ...
+    keys |= {k for means in summary["arm_means"].values() for k in means}  # ... and those of arms without a pair yet
+    keys = sorted(keys, key=lambda k: (k != primary, k))
     rows = []
     for k in keys:
         where, metric = k.split("/", 1)
