@@ -52,6 +52,7 @@ from sirr.config import RunConfig
 from sirr.errors import SirrError
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.losses import LocationAwareLoss, stage2_generator_loss
+from sirr.losses.location_aware import rcmap_composition_loss
 from sirr.metrics import LOWER_IS_BETTER, psnr, seed_paired_difference, ssim
 from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware
@@ -265,6 +266,11 @@ def rcmap_auc(rcmap: torch.Tensor, I: torch.Tensor, T: torch.Tensor, R: torch.Te
     return [float(roc_auc_score(t, s)) if 0 < t.sum() < t.size else math.nan for t, s in zip(target, score)]
 
 
+def _rcmap_of(model: LocationAware, I: torch.Tensor) -> torch.Tensor:
+    """The detector's Ĉ of the first iteration on ``I``, whose X_in is [I, I] (T̂_0 = I), in batches."""
+    return _batched(lambda x: model.detect(torch.cat([x, x], 1))[0], I)
+
+
 def _rcmap_loss(rcmap: torch.Tensor, I: torch.Tensor, T: torch.Tensor, R: torch.Tensor) -> list[float]:
     """Per image: L_Ĉ of LA Eq. 8 for one iteration, MSE((1 − Ĉ) ∘ T + R, I)."""
     return [float(v) for v in F.mse_loss((1.0 - rcmap) * T + R, I, reduction="none").flatten(1).mean(1)]
@@ -325,8 +331,7 @@ def _real_measures(run: RunConfig, predict: Callable[[torch.Tensor], torch.Tenso
                    method: str) -> dict[str, dict]:
     from sirrbook.experiments import _inference_path, _score, evaluation_datasets
 
-    names = [n for n in REAL_SETS if n in evaluation_datasets(run)]
-    sets = evaluation_datasets(run, names)
+    sets = evaluation_datasets(run, REAL_SETS)  # the real sets present, each loaded once
     fast, path = _inference_path(model, run.device, method)
     scores, _ = _score(run, fast(predict), sets, keep_images=0)
     out: dict[str, dict] = {}
@@ -381,7 +386,7 @@ def _train_rdm(run: RunConfig, c: Claim, arm: Arm, vs: ValidationSet) -> tuple[L
 
     def held_out_loss() -> float:
         model.eval()
-        rc = _batched(lambda x: model.detect(torch.cat([x, x], 1))[0], vs.I.cpu())
+        rc = _rcmap_of(model, vs.I.cpu())
         model.train()
         return float(np.mean(_rcmap_loss(rc, vs.I.cpu(), vs.T.cpu(), vs.R.cpu())))
 
@@ -391,7 +396,7 @@ def _train_rdm(run: RunConfig, c: Claim, arm: Arm, vs: ValidationSet) -> tuple[L
         b = synth.batch(cfg.batch_size)
         I, T, R = b["I"], b["T"], b["R"]
         rcmap, _ = model.detect(torch.cat([I, I], dim=1))
-        loss = F.mse_loss((1.0 - rcmap) * T + R, I)  # L_Ĉ, LA Eq. 8 (one iteration: θ^0 = 1)
+        loss = rcmap_composition_loss([rcmap], I, T, R)  # L_Ĉ, LA Eq. 8, of one iteration (θ^0 = 1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -424,7 +429,7 @@ def claim_run(run: RunConfig, cid: str, arm: str, seed: int, verbose: bool = Tru
         model, info = _train_rdm(run_s, c, a, vs)
         t1 = time.perf_counter()
         I, T, R = vs.I.cpu(), vs.T.cpu(), vs.R.cpu()
-        rc = _batched(lambda x: model.detect(torch.cat([x, x], 1))[0], I)
+        rc = _rcmap_of(model, I)
         measures["validation"] = {"rcmap_auc": rcmap_auc(rc, I, T, R), "rcmap_loss": _rcmap_loss(rc, I, T, R)}
         truth = true_rcmap(I, T, R)
         for i in range(min(EXAMPLES, I.shape[0])):  # grey maps, stored as RGB PNGs beside the record
