@@ -718,7 +718,9 @@ class LocationAware(nn.Module):
         return {rel: own[ours].detach().clone() for rel, ours in key_map.items()}
 
     def _flags_note(self) -> str:
-        defaults = {**dataclasses.asdict(LocationAwareFlags()), "clamp_outputs": True, "init_std": 0.02}
+        options = inspect.signature(LocationAware).parameters  # clamp_outputs, init_std: the constructor's own defaults
+        defaults = {**dataclasses.asdict(LocationAwareFlags()),
+                    **{k: options[k].default for k in ("clamp_outputs", "init_std")}}
         changed = {k: v for k, v in self.config.items() if defaults[k] != v}
         return f"({', '.join(f'{k}={v!r}' for k, v in changed.items())})" if changed else ""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sirr import paper_numbers
 from sirr.config import RunConfig, get_preset
+from sirrbook.book.stored import pooled_mean
 from sirrbook.results import load_result
 
 __all__ = ["status_rows", "status_markdown", "chapter_verdict", "STATUS_GENERATED", "STATUSES"]
@@ -53,12 +54,6 @@ def _parameters_row() -> dict:
             "where": "03_location_aware_model", "also": ()}
 
 
-def _pooled_psnr(res: dict, datasets: tuple[str, ...]) -> float | None:
-    vals = [v for d in datasets for v in ((res.get("scores") or {}).get(d, {}).get("per_image", {}).get("psnr_la") or [])]
-    vals = [v for v in vals if isinstance(v, (int, float)) and math.isfinite(v)]
-    return sum(vals) / len(vals) if vals else None
-
-
 def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: float, datasets: tuple[str, ...]) -> list[dict]:
     res = load_result(run, f"{method}/full", 0)
     number = f"{paper_label}: {paper_value:.2f} dB"
@@ -66,10 +61,11 @@ def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: floa
     if res is None:
         return [{"paper": method.upper(), "claim or number": number, "ours": "—", "status": "not run",
                  "where": "06_evaluation", "also": also}]
-    ours = _pooled_psnr(res, datasets)
+    ours = pooled_mean(res, datasets, "psnr_la")  # every image of the sets, as the papers average them
+    scored = math.isfinite(ours)
     rows = [{"paper": method.upper(), "claim or number": number,
-             "ours": f"{ours:.2f} dB (`cpu` model of record, step {res.get('steps')})" if ours is not None else "—",
-             "status": ("not run" if ours is None else "reproduced" if ours >= paper_value - 0.5
+             "ours": f"{ours:.2f} dB (`cpu` model of record, step {res.get('steps')})" if scored else "—",
+             "status": ("not run" if not scored else "reproduced" if ours >= paper_value - 0.5
                         else "not reached at this compute"), "where": "06_evaluation", "also": also}]
     vs = (res.get("vs_identity") or {}).get("real20", {}).get("psnr_la")
     if vs:

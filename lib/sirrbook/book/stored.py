@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from sirr.train.engine import read_metrics
 from sirrbook.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
 from sirrbook.viz.training import training_curves
 
-__all__ = ["STORED_PRESET", "stored_run", "stored_training", "table_caption", "validation_sentence", "stored_stage1_study", "stage1_study_summary", "stage1_study_sentence", "stored_metrics", "stored_curves", "scale_line",
+__all__ = ["STORED_PRESET", "stored_run", "pooled_mean", "stored_training", "table_caption", "validation_sentence", "stored_stage1_study", "stage1_study_summary", "stage1_study_sentence", "stored_metrics", "stored_curves", "scale_line",
            "stored_scores", "evaluation_table", "evaluation_display", "stored_verdicts", "verdicts_display", "verdict_sentence"]
 
 #: The preset whose committed results every chapter shows.
@@ -177,7 +178,7 @@ def _get(payload: dict | None, dataset: str, metric: str) -> float:
     return float(payload.get("scores", {}).get(dataset, {}).get(metric, math.nan))
 
 
-def _pooled(payload: dict | None, datasets: list[str], metric: str) -> float:
+def pooled_mean(payload: dict | None, datasets: Sequence[str], metric: str) -> float:
     """Mean of ``metric`` over every image of ``datasets`` (from the stored per-image scores)."""
     if payload is None:
         return math.nan
@@ -215,8 +216,8 @@ def evaluation_table(run: RunConfig, convention: str = "la", preset: str = STORE
                ("", "images"): sum(((s["la"] or s["identity"])["scores"].get(d) or {}).get("n") or 0 for d in sir2)}
         for who in ("identity", "la", "ts"):
             for m in ("psnr", "ssim"):
-                row[(who, m)] = _pooled(s[who], sir2, f"{m}_{convention}")
-            row[(who, "lpips")] = _pooled(s[who], sir2, "lpips")
+                row[(who, m)] = pooled_mean(s[who], sir2, f"{m}_{convention}")
+            row[(who, "lpips")] = pooled_mean(s[who], sir2, "lpips")
         row[("LA paper", "psnr")] = row[("LA paper", "ssim")] = math.nan
         row[("TS paper", "psnr")] = paper_numbers.TS_TABLE1["proposed"]
         rows.append(row)
