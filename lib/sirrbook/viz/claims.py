@@ -15,7 +15,8 @@ from sirr.config import RunConfig
 from sirrbook.results import load_image, load_result
 from sirrbook.viz.style import wrap_title
 
-__all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "status_frame", "coverage_frame",
+__all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "show_claim", "status_frame",
+           "coverage_frame",
            "rdm_learning_curves",
            "loss_share_frame"]
 
@@ -229,3 +230,34 @@ def rdm_learning_curves(run: RunConfig):
     ax.set_title(wrap_title(f"E2: the reflection detector alone, about {np.nanmedian(seconds) / 60:.0f} min per run "
                             "on this machine", 70), fontsize=10)
     return fig
+
+
+#: What :func:`claim_figure` draws for each claim (the visible caption; the verdict goes in its details line).
+FIGURE_CAPTIONS = {
+    "E1": "E1 arms' validation PSNR by step (mean over seeds, min–max band).",
+    "E2": "E2: the true confidence C* and the RCMap learned from each input on held-out triples (seed 0).",
+    "E3": "E3: B_ini with and without L_FR on held-out triples (seed 0).",
+    "E4": "E4 arms' validation PSNR by step (mean over seeds, min–max band).",
+}
+
+
+def show_claim(run: RunConfig, cid: str) -> None:
+    """A claim's section in chapter 07: its verdict line, its table and its figure (saved as
+    ``figures/07_<preset>_claim_<id>.png``), from the stored runs at ``run``'s preset."""
+    from IPython.display import Markdown, display
+
+    from sirrbook.viz.figures import save_figure
+
+    summary = cl.claim_summary(run, cid)
+    sentence = claim_sentence(summary)
+    display(Markdown(sentence))
+    frame = claim_frame(summary)
+    if frame is not None:
+        display(frame.round(4))
+    fig = claim_figure(run, cid)
+    if fig is None:
+        print("no figure: its runs are not in yet")
+    else:
+        save_figure(fig, f"07_{run.preset.name}_claim_{summary['id'].lower()}", run=run, trained=True,
+                    caption=FIGURE_CAPTIONS[summary["id"]], details=sentence.replace("**", ""))
+        plt.show()
