@@ -386,6 +386,101 @@ def data_state(job: Job) -> str:
     return f"{h:08x}"
 
 
+@dataclass
+class _Progress:
+    """Where a run stands: steps done per phase, seconds spent per phase, the last logged losses, the best
+    validation so far, and whether the time guard stopped it."""
+
+    cap: int
+    done: dict[str, int]
+    spent: dict[str, float]
+    samples_per_step: int
+    time_guard_s: float | None
+    start: int = 0
+    step: int = 0
+    last: dict[str, float] = field(default_factory=dict)
+    best: dict[str, Any] | None = None
+    truncated: bool = False
+
+    def record(self) -> dict[str, Any]:
+        return {"phase_steps": dict(self.done), "phase_seconds": {k: round(v, 3) for k, v in self.spent.items()},
+                "samples_seen": self.step * self.samples_per_step, "time_guard_s": self.time_guard_s,
+                "truncated": self.truncated, "best_validation": self.best}
+
+
+def _begin(session: Session, job: Job, time_guard_s: float | None) -> tuple[dict[str, Any] | None, _Progress]:
+    """``(checkpoint or None, progress)``: a fresh start, or the state of ``last.pt`` restored into ``job`` and the
+    RNGs."""
+    p = _Progress(cap=sum(ph.steps for ph in job.phases), done={ph.name: 0 for ph in job.phases},
+                  spent={ph.name: 0.0 for ph in job.phases},
+                  samples_per_step=job.batch_size * session.dist.world_size, time_guard_s=time_guard_s)
+    ck = session.load_last(job.compat, pool=job.meta().get("pool"))
+    if ck is not None:
+        mine = ck["per_rank"][session.dist.rank]
+        job.restore(ck, mine)
+        restore_rng(mine["rng"], session.device)
+        p.start, p.last = int(ck["step"]), dict(ck.get("losses", {}))
+        if p.start > p.cap:
+            raise CheckpointError(f"{session.last_path} is at step {p.start}, past the {p.cap} steps asked; pass "
+                                  "resume=False or more steps")
+        p.done, p.spent = _phase_progress(ck, job.phases)
+        p.best = ck.get("best_validation")
+    p.step = p.start
+    return ck, p
+
+
+def _save(session: Session, job: Job, p: _Progress, phase_name: str) -> None:
+    """``last.pt`` (and ``final.pt`` once every step is done)."""
+    finished = p.step == p.cap and not p.truncated
+    job.before_save()
+    meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": p.last, "total_steps": p.cap,
+            "notes": session.log.notes, **p.record()}
+    session.save(p.step, "done" if finished else phase_name, job.states(), job.per_rank(), meta, job.compat,
+                 final_model={"model": job.model.state_dict()} if finished else None)
+
+
+def _validate(session: Session, job: Job, phase: Phase, p: _Progress) -> None:
+    """Score the validation set, log it, and keep the weights in ``best.pt`` when they beat the best so far."""
+    job.model.eval()
+    scores = job.validation.score(lambda x: job.predict(phase, x))
+    job.model.train()
+    job.set_phase(phase)
+    session.metrics.write({"step": p.step, "phase": phase.name, "validation": True, **scores,
+                           "seconds": round(session.elapsed(), 3)})
+    if job.selects_best(phase) and (p.best is None or scores["val_psnr"] > p.best["val_psnr"]):
+        p.best = {"step": p.step, "phase": phase.name, **scores}
+        job.before_save()
+        session.save_best(p.best, {**job.meta(), "vgg_weights": job.vgg_note, "total_steps": p.cap,
+                                   "samples_seen": p.step * p.samples_per_step}, {"model": job.model.state_dict()})
+
+
+def _train_step(session: Session, job: Job, phase: Phase, p: _Progress, batch: dict[str, torch.Tensor] | None,
+                bar) -> None:
+    """One optimiser step of ``phase``, then whatever falls due after it: the log line, validation, the time
+    guard (checked after a step, so every call makes progress) and the checkpoint."""
+    t0 = time.perf_counter()
+    job.set_phase(phase)
+    vals = job.step(phase, batch if batch is not None else job.batch(phase))
+    p.done[phase.name] += 1
+    p.step += 1
+    bar.update(1)
+    ends = p.done[phase.name] == phase.steps
+    if p.step % job.log_every == 0 or ends:  # and the last step of each phase
+        p.last = vals
+        session.metrics.write({"step": p.step, "phase": phase.name, "lr": phase.lr, **vals,
+                               "seconds": round(session.elapsed(), 3), "data_state": data_state(job),
+                               "vgg_weights": job.vgg_note})
+        bar.set_postfix(phase=phase.name, loss=f"{vals['total']:.4f}")
+    if job.validation is not None and (p.step % job.validate_every == 0 or ends):
+        _validate(session, job, phase, p)
+    p.spent[phase.name] += time.perf_counter() - t0
+    if p.step < p.cap and p.time_guard_s is not None and session.elapsed() > p.time_guard_s:
+        p.truncated = True
+        return
+    if p.step % job.checkpoint_every == 0 or ends:
+        _save(session, job, p, phase.name)
+
+
 def fit(session: Session, job: Job, *, overfit_batch: bool = False, time_guard_s: float | None = None) -> TrainResult:
     """Run (or resume) ``job`` for exactly the steps of its phases: one step at a time, logging every
     ``job.log_every`` steps, checkpointing every ``job.checkpoint_every`` steps and at the end of each phase,
@@ -396,94 +491,29 @@ def fit(session: Session, job: Job, *, overfit_batch: bool = False, time_guard_s
     ``time_guard_s`` is only a guard: when the run's wall time passes it, training stops at the next step
     boundary, saves, and the run is marked ``truncated`` (in the checkpoint, the metrics, the log and the
     result); resuming it later without the guard continues the same sequence. Returns the :class:`TrainResult`."""
-    cap = sum(p.steps for p in job.phases)
-    ck = session.load_last(job.compat, pool=job.meta().get("pool"))
-    done = {p.name: 0 for p in job.phases}
-    spent = {p.name: 0.0 for p in job.phases}
-    start, last = 0, {}
-    best: dict[str, Any] | None = None
-    if ck is not None:
-        mine = ck["per_rank"][session.dist.rank]
-        job.restore(ck, mine)
-        restore_rng(mine["rng"], session.device)
-        start, last = int(ck["step"]), dict(ck.get("losses", {}))
-        if start > cap:
-            raise CheckpointError(f"{session.last_path} is at step {start}, past the {cap} steps asked; pass "
-                                  "resume=False or more steps")
-        done, spent = _phase_progress(ck, job.phases)
-        best = ck.get("best_validation")
-    session.open_metrics(start if ck is not None else None)
+    ck, p = _begin(session, job, time_guard_s)
+    session.open_metrics(p.start if ck is not None else None)
     job.wrap(session.dist)
     fixed = job.batch(job.phases[0]) if overfit_batch else None
-    bar = progress_bar(cap, start, session.progress, desc=f"{job.kind.upper()} {session.run.preset.name}")
-    samples_per_step = job.batch_size * session.dist.world_size
-    step = start
-    truncated = False
-
-    def record() -> dict[str, Any]:
-        return {"phase_steps": dict(done), "phase_seconds": {k: round(v, 3) for k, v in spent.items()},
-                "samples_seen": step * samples_per_step, "time_guard_s": time_guard_s, "truncated": truncated,
-                "best_validation": best}
-
-    def save(phase_name: str) -> None:
-        finished = step == cap and not truncated
-        job.before_save()
-        meta = {**job.meta(), "vgg_weights": job.vgg_note, "losses": last, "total_steps": cap,
-                "notes": session.log.notes, **record()}
-        session.save(step, "done" if finished else phase_name, job.states(), job.per_rank(), meta, job.compat,
-                     final_model={"model": job.model.state_dict()} if finished else None)
-
+    bar = progress_bar(p.cap, p.start, session.progress, desc=f"{job.kind.upper()} {session.run.preset.name}")
     job.model.train()
     try:
         for phase in job.phases:
-            while done[phase.name] < phase.steps:
-                t0 = time.perf_counter()
-                job.set_phase(phase)
-                vals = job.step(phase, fixed if fixed is not None else job.batch(phase))
-                done[phase.name] += 1
-                step += 1
-                bar.update(1)
-                ends = done[phase.name] == phase.steps
-                if step % job.log_every == 0 or ends:  # and the last step of each phase
-                    last = vals
-                    session.metrics.write({"step": step, "phase": phase.name, "lr": phase.lr, **vals,
-                                           "seconds": round(session.elapsed(), 3), "data_state": data_state(job),
-                                           "vgg_weights": job.vgg_note})
-                    bar.set_postfix(phase=phase.name, loss=f"{vals['total']:.4f}")
-                if job.validation is not None and (step % job.validate_every == 0 or ends):
-                    job.model.eval()
-                    scores = job.validation.score(lambda x, ph=phase: job.predict(ph, x))
-                    job.model.train()
-                    job.set_phase(phase)
-                    session.metrics.write({"step": step, "phase": phase.name, "validation": True, **scores,
-                                           "seconds": round(session.elapsed(), 3)})
-                    if job.selects_best(phase) and (best is None or scores["val_psnr"] > best["val_psnr"]):
-                        best = {"step": step, "phase": phase.name, **scores}
-                        job.before_save()
-                        session.save_best(best, {**job.meta(), "vgg_weights": job.vgg_note, "total_steps": cap,
-                                                 "samples_seen": step * samples_per_step},
-                                          {"model": job.model.state_dict()})
-                spent[phase.name] += time.perf_counter() - t0
-                if step < cap and time_guard_s is not None and session.elapsed() > time_guard_s:
-                    truncated = True  # checked after a step, so every call makes progress
-                    break
-                if step % job.checkpoint_every == 0 or ends:
-                    save(phase.name)
-            if truncated:
-                break
-        if truncated:
-            save("truncated")
-            session.log(f"TRUNCATED: the {time_guard_s:.0f} s time guard stopped the run at step {step} of {cap}; "
-                        "this is not the preset's model (resume without the guard to finish it)")
-            session.metrics.write({"step": step, "truncated": True, "seconds": round(session.elapsed(), 3)})
+            while p.done[phase.name] < phase.steps and not p.truncated:
+                _train_step(session, job, phase, p, fixed, bar)
+        if p.truncated:
+            _save(session, job, p, "truncated")
+            session.log(f"TRUNCATED: the {time_guard_s:.0f} s time guard stopped the run at step {p.step} of "
+                        f"{p.cap}; this is not the preset's model (resume without the guard to finish it)")
+            session.metrics.write({"step": p.step, "truncated": True, "seconds": round(session.elapsed(), 3)})
     finally:
         bar.close()
     job.before_save()
-    summary = job.summary() if not truncated else f"{job.kind.upper()}: TRUNCATED at step {step} of {cap}"
-    result = session.result(job.model, summary, steps=step, start=start, resumed=ck is not None, losses=last)
-    if truncated:  # no final.pt: a truncated run is never taken for a finished one
+    summary = job.summary() if not p.truncated else f"{job.kind.upper()}: TRUNCATED at step {p.step} of {p.cap}"
+    result = session.result(job.model, summary, steps=p.step, start=p.start, resumed=ck is not None, losses=p.last)
+    if p.truncated:  # no final.pt: a truncated run is never taken for a finished one
         result.checkpoint = session.last_path
-    result.progress = record()
-    result.truncated = truncated
-    result.best = best
+    result.progress = p.record()
+    result.truncated = p.truncated
+    result.best = p.best
     return result

@@ -30,8 +30,6 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sirr.data.datasets import real_training_pairs
-from sirr.data.pool import natural_photos
-from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.losses import LocationAwareLoss, discriminator_loss
 from sirr.models.location_aware import LocationAware, LocationAwareDiscriminator
 from sirr.train.engine import (
@@ -46,7 +44,7 @@ from sirr.train.engine import (
     resolve_precision,
     variant_name,
 )
-from sirr.train.validation import split_for_validation
+from sirr.train.data import TrainingData, synthetic_training_data
 
 __all__ = ["train_location_aware", "load_location_aware", "LATraining", "la_step", "RealPairSampler", "la_model_kwargs"]
 
@@ -114,8 +112,28 @@ def _real_training_pairs(run: Any, sets: Sequence[str]) -> list[tuple[Any, Any]]
     return [(s.I, s.T) for s in real_training_pairs(run.data_root_arg, sets=sets) if s.T is not None]
 
 
-def _default_photos(run: Any) -> list:
-    return natural_photos(run.data_root_arg, verbose=False)  # the job logs photos.summary() itself
+def la_training_data(run: Any, session: Session, steps: int, fine_tune_steps: int, photos: Sequence | None,
+                     real_pairs: Sequence | None, fine_tune_pairs: Sequence | None) -> TrainingData:
+    """LA's data (Sec. 5): LA-recipe triples from the pool, and the real pairs of :data:`ALIGNED_REAL_SETS` from step
+    0 and of :data:`FINE_TUNE_REAL_SETS` from the fine-tuning switch on (``real_pairs`` / ``fine_tune_pairs`` replace
+    them), each stream seeded per rank."""
+    cfg, rank = run.preset.la, session.dist.rank
+    data = synthetic_training_data(run, "la", cfg.crop, session.device, rank, cfg.validate_every, session.log, photos)
+    if real_pairs is None:
+        real_pairs = _real_training_pairs(run, ALIGNED_REAL_SETS)
+    if fine_tune_pairs is None:
+        fine_tune_pairs = _real_training_pairs(run, FINE_TUNE_REAL_SETS) if fine_tune_steps else []
+    real_seed = run.seed + 7919 * (rank + 1)
+    real = RealPairSampler(real_pairs, cfg.crop, session.device, seed=real_seed) if real_pairs else None
+    data.real = real if real is not None and len(real) > 0 else None
+    both = list(real_pairs or []) + list(fine_tune_pairs or [])
+    real_ft = RealPairSampler(both, cfg.crop, session.device, seed=real_seed + 1) if fine_tune_pairs else data.real
+    data.real_ft = real_ft if real_ft is not None and len(real_ft) > 0 else None
+    session.log(f"data: {len(data.synth)} photos for LA synthesis ({cfg.crop} px); real pairs: "
+                f"{len(data.real) if data.real else 0} from step 0, {len(data.real_ft) if data.real_ft else 0} from "
+                f"the fine-tuning switch (step {steps}); synthetic fraction "
+                f"{cfg.synthetic_fraction if data.real or data.real_ft else 1.0}")
+    return data
 
 
 class LATraining(Job):
@@ -123,9 +141,8 @@ class LATraining(Job):
 
     kind = "la"
 
-    def __init__(self, run: Any, session: Session, *, model_kwargs: dict[str, Any] | None,
-                 loss_kwargs: dict[str, Any] | None, steps: int, fine_tune_steps: int, photos: Sequence | None,
-                 real_pairs: Sequence | None, fine_tune_pairs: Sequence | None, overfit_batch: bool) -> None:
+    def __init__(self, run: Any, session: Session, data: TrainingData, *, model_kwargs: dict[str, Any] | None,
+                 loss_kwargs: dict[str, Any] | None, steps: int, fine_tune_steps: int, overfit_batch: bool) -> None:
         cfg = self.cfg = run.preset.la
         log, dist, device = session.log, session.dist, session.device
         self.device, self.dist = device, dist
@@ -153,39 +170,19 @@ class LATraining(Job):
                                     betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
 
-        if photos is None:
-            photos = _default_photos(run)
-        if hasattr(photos, "summary"):
-            log(photos.summary())
-        val = run.preset.validation
-        photos, self.validation = split_for_validation(run, photos, device, cfg.validate_every, log)
+        self.data = data
+        self.synth, self.validation, self.real, self.real_ft = data.synth, data.validation, data.real, data.real_ft
+        self.pool_record, self.validation_photos = data.pool_record, data.validation_photos
         self.validate_every = cfg.validate_every
-        self.validation_photos = list(self.validation.names) if self.validation is not None else []
         log(f"precision: {self.precision.describe()}"
             + (f"; time guard {cfg.time_budget_s:.0f} s (a run it stops is marked truncated)"
                if cfg.time_budget_s else ""))
-        # what the network learns from, for manifests: the pool after the validation hold-out
-        self.pool_record = photos.describe() if hasattr(photos, "describe") else {"size": len(photos)}
-        self.synth = ReflectionSynthesizer(photos, recipe="la", size=cfg.crop, device=device, seed=run.seed + dist.rank)
-        if real_pairs is None:
-            real_pairs = _real_training_pairs(run, ALIGNED_REAL_SETS)
-        if fine_tune_pairs is None:
-            fine_tune_pairs = _real_training_pairs(run, FINE_TUNE_REAL_SETS) if fine_tune_steps else []
-        real_seed = run.seed + 7919 * (dist.rank + 1)
-        real = RealPairSampler(real_pairs, cfg.crop, device, seed=real_seed) if real_pairs else None
-        self.real = real if real is not None and len(real) > 0 else None
-        both = list(real_pairs or []) + list(fine_tune_pairs or [])
-        real_ft = RealPairSampler(both, cfg.crop, device, seed=real_seed + 1) if fine_tune_pairs else self.real
-        self.real_ft = real_ft if real_ft is not None and len(real_ft) > 0 else None
-        log(f"data: {len(self.synth)} photos for LA synthesis ({cfg.crop} px); real pairs: "
-            f"{len(self.real) if self.real else 0} from step 0, {len(self.real_ft) if self.real_ft else 0} from the "
-            f"fine-tuning switch (step {steps}); synthetic fraction "
-            f"{cfg.synthetic_fraction if self.real or self.real_ft else 1.0}")
         self.mix_gen = torch.Generator().manual_seed(run.seed + 104729 * (dist.rank + 1))
         self.compat = {"model_kwargs": mk, "loss_kwargs": lk, "crop": cfg.crop, "batch_size": cfg.batch_size,
                        "photos": len(self.synth), "real_pairs": len(self.real) if self.real else 0,
                        "fine_tune_pairs": len(self.real_ft) if self.real_ft else 0, "vgg_weights": self.vgg_note,
                        "overfit_batch": overfit_batch}
+        val = run.preset.validation
         if val.photos:  # old checkpoints stay resumable without these keys
             self.compat.update(validation_photos=val.photos, validation_recipe=val.recipe, validation_size=val.size)
         self.clip = mk.get("laplacian_grad_clip")
@@ -353,9 +350,9 @@ def train_location_aware(
         run_dir = default_run_dir(run, "la", variant_name(**(model_kwargs or {}), **(loss_kwargs or {})))
     session = Session(run, "la", Path(run_dir), resume=resume, progress=progress)
     try:
-        job = LATraining(run, session, model_kwargs=model_kwargs, loss_kwargs=loss_kwargs, steps=n_steps,
-                         fine_tune_steps=n_fine, photos=photos, real_pairs=real_pairs,
-                         fine_tune_pairs=fine_tune_pairs, overfit_batch=overfit_batch)
+        data = la_training_data(run, session, n_steps, n_fine, photos, real_pairs, fine_tune_pairs)
+        job = LATraining(run, session, data, model_kwargs=model_kwargs, loss_kwargs=loss_kwargs, steps=n_steps,
+                         fine_tune_steps=n_fine, overfit_batch=overfit_batch)
         return fit(session, job, overfit_batch=overfit_batch, time_guard_s=cfg.time_budget_s)
     finally:
         session.close()

@@ -29,8 +29,6 @@ import torch
 import torch.distributed as tdist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from sirr.data.pool import natural_photos
-from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.losses import clip_critic_weights, critic_loss, initial_loss, stage2_generator_loss, two_stage_vgg
 from sirr.models.two_stage import TwoStage, ground_truth_edge_sets
 from sirr.train.engine import (
@@ -46,15 +44,11 @@ from sirr.train.engine import (
     resolve_precision,
     variant_name,
 )
-from sirr.train.validation import split_for_validation
+from sirr.train.data import TrainingData, synthetic_training_data
 
 __all__ = ["train_two_stage", "load_two_stage", "TSTraining", "ts_step", "STAGE2_EDGES"]
 
 STAGE2_EDGES = ("ground_truth", "confidence_map")
-
-
-def _default_photos(run: Any) -> list:
-    return natural_photos(run.data_root_arg, verbose=False)  # the job logs photos.summary() itself
 
 
 def _sync_buffers(dist, *modules: torch.nn.Module) -> None:
@@ -71,9 +65,8 @@ class TSTraining(Job):
 
     kind = "ts"
 
-    def __init__(self, run: Any, session: Session, *, n1: int, n2: int, edges_mode: str,
-                 switches: dict[str, bool], photos: Sequence | None, model_kwargs: dict[str, Any] | None,
-                 overfit_batch: bool) -> None:
+    def __init__(self, run: Any, session: Session, data: TrainingData, *, n1: int, n2: int, edges_mode: str,
+                 switches: dict[str, bool], model_kwargs: dict[str, Any] | None, overfit_batch: bool) -> None:
         cfg = self.cfg = run.preset.ts
         log, dist, device = session.log, session.dist, session.device
         self.device, self.dist = device, dist
@@ -99,25 +92,17 @@ class TSTraining(Job):
         self.opt1 = torch.optim.RMSprop(self.model.stage1.parameters(), lr=cfg.lr_stage1)
         self.opt2 = torch.optim.RMSprop(self.model.stage2.parameters(), lr=cfg.lr_stage2)
         self.opt_d = torch.optim.RMSprop(self.model.discriminator.parameters(), lr=cfg.lr_discriminator)
-        if photos is None:
-            photos = _default_photos(run)
-        if hasattr(photos, "summary"):
-            log(photos.summary())
-        val = run.preset.validation
-        photos, self.validation = split_for_validation(run, photos, device, cfg.validate_every, log)
-        self.validate_every = cfg.validate_every
-        self.validation_photos = list(self.validation.names) if self.validation is not None else []
+        self.synth, self.validation, self.pool_record = data.synth, data.validation, data.pool_record
+        self.validation_photos, self.validate_every = data.validation_photos, cfg.validate_every
         log(f"precision: {self.precision.describe()}"
             + (f"; time guard {cfg.time_budget_s:.0f} s (a run it stops is marked truncated)"
                if cfg.time_budget_s else ""))
-        # what the network learns from, for manifests: the pool after the validation hold-out
-        self.pool_record = photos.describe() if hasattr(photos, "describe") else {"size": len(photos)}
-        self.synth = ReflectionSynthesizer(photos, recipe="ts", size=cfg.crop, device=device, seed=run.seed + dist.rank)
         log(f"data: synthetic TS triples from {len(self.synth)} photos at {cfg.crop} px; stage-2 edges from "
             f"{'the ground truth (release)' if edges_mode == 'ground_truth' else 'the confidence map of F1 (paper)'}")
         self.compat = {"model_kwargs": self.model_kwargs, "crop": cfg.crop, "batch_size": cfg.batch_size,
                        "photos": len(self.synth), "vgg_weights": self.vgg_note, "stage2_edges": edges_mode,
                        "overfit_batch": overfit_batch, "vgg_normalize": cfg.vgg_normalize, **switches}
+        val = run.preset.validation
         if val.photos:  # old checkpoints stay resumable without these keys
             self.compat.update(validation_photos=val.photos, validation_recipe=val.recipe, validation_size=val.size)
         self.f1, self.f2, self.critic = self.model.stage1, self.model.stage2, self.model.discriminator
@@ -275,7 +260,9 @@ def train_two_stage(
         run_dir = default_run_dir(run, "ts", variant_name(**non_default, **(model_kwargs or {})))
     session = Session(run, "ts", Path(run_dir), resume=resume, progress=progress)
     try:
-        job = TSTraining(run, session, n1=n1, n2=n2, edges_mode=edges_mode, switches=switches, photos=photos,
+        data = synthetic_training_data(run, "ts", cfg.crop, session.device, session.dist.rank, cfg.validate_every,
+                                       session.log, photos)
+        job = TSTraining(run, session, data, n1=n1, n2=n2, edges_mode=edges_mode, switches=switches,
                          model_kwargs=model_kwargs, overfit_batch=overfit_batch)
         return fit(session, job, overfit_batch=overfit_batch, time_guard_s=cfg.time_budget_s)
     finally:
