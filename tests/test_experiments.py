@@ -80,7 +80,7 @@ def test_unknown_variant_and_table_raise_with_the_valid_names():
     from sirr.methods import UnknownMethodError
 
     run = resolve("smoke", data_root="none")
-    for call in (lambda: ex.la_experiment(run, "wo_tms", 0), lambda: ex.experiment(run, "la", "wo_tms", 0),
+    for call in (lambda: ex.experiment(run, "la", "wo_tms", 0),
                  lambda: ex.trained_model(run, "la", "wo_tms")):
         with pytest.raises(UnknownMethodError) as e:
             call()
@@ -177,8 +177,8 @@ def counting_trainer(monkeypatch, tmp_path):
     return calls
 
 
-def test_la_experiment_round_trips_through_the_store_without_retraining(tiny_run, counting_trainer):
-    r1 = ex.la_experiment(tiny_run, "wo_tsm", seed=1)
+def test_experiment_round_trips_through_the_store_without_retraining(tiny_run, counting_trainer):
+    r1 = ex.experiment(tiny_run, "la", "wo_tsm", seed=1)
     assert len(counting_trainer) == 1
     call = counting_trainer[0]
     assert call["seed"] == 1 and call["model_kwargs"] == {"use_tsm": False}
@@ -190,13 +190,13 @@ def test_la_experiment_round_trips_through_the_store_without_retraining(tiny_run
     stored = list((tiny_run.results_dir / "smoke" / "nodata" / "la" / "wo_tsm").glob("1.json"))
     assert stored, "result JSON not written under results/<preset>/la/<variant>/"
 
-    r2 = ex.la_experiment(tiny_run, "wo_tsm", seed=1)
+    r2 = ex.experiment(tiny_run, "la", "wo_tsm", seed=1)
     assert len(counting_trainer) == 1, "second call retrained instead of reading the store"
     assert r2["scores"][ex.FALLBACK_DATASET]["psnr_la"] == pytest.approx(scores["psnr_la"])
 
     import dataclasses
 
-    ex.la_experiment(dataclasses.replace(tiny_run, retrain=True), "wo_tsm", seed=1)
+    ex.experiment(dataclasses.replace(tiny_run, retrain=True), "la", "wo_tsm", seed=1)
     assert len(counting_trainer) == 2, "retrain=True did not recompute"
 
 
@@ -244,19 +244,58 @@ def test_mean_std_formatting():
     assert fmt(float("nan")) == "—" and fmt(float("inf")) == "∞"
 
 
+class _TwoStages(torch.nn.Module):
+    """B_ini = I / 4, B_final = I / 2: two outputs that score differently."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+    def initial(self, x):
+        return x * self.w / 2
+
+    def forward(self, x):
+        return SimpleNamespace(b_final=x * self.w)
+
+
+def test_one_experiment_scores_every_output_of_a_method_with_stages(tiny_run, monkeypatch, tmp_path):
+    """The one experiment() asks the method what to score: TS gets B_final and B_ini, each against identity."""
+    import sirr.methods
+
+    calls = []
+
+    def fake_train(run, run_dir=None, **kw):
+        calls.append(kw)
+        return SimpleNamespace(model=_TwoStages(), run_dir=run_dir, steps=7, losses={})
+
+    monkeypatch.setattr(sirr.methods, "train_two_stage", fake_train)
+    monkeypatch.setattr(sirr.methods, "default_run_dir",
+                        lambda run, method, variant="full": tmp_path / "runs" / method / variant / f"seed{run.seed}")
+    r = ex.experiment(tiny_run, "ts", "wo_adversarial", seed=0)
+    (call,) = calls
+    assert call["use_adversarial"] is False
+    assert (call["stage1_steps"], call["stage2_steps"]) == (tiny_run.preset.ablation.ts_stage1_steps,
+                                                            tiny_run.preset.ablation.ts_stage2_steps)
+    final, initial = r["scores"][ex.FALLBACK_DATASET], r["scores_initial"][ex.FALLBACK_DATASET]
+    assert final["psnr_la"] != pytest.approx(initial["psnr_la"])
+    assert set(r["vs_identity"]) == set(r["vs_identity_initial"]) and r["vs_identity_initial"]
+    assert r["method"] == "ts" and r["train_kwargs"] == {"use_adversarial": False} and r["steps"] == 7
+    assert "model_kwargs" not in r  # a TS row changes no LA flags
+
+
 def test_stored_result_missing_a_test_set_is_completed(tiny_run, counting_trainer, monkeypatch):
     """A result stored without some wanted test set (e.g. computed with no data root) gets it added."""
-    ex.la_experiment(tiny_run, "wo_lstm", seed=0)
+    ex.experiment(tiny_run, "la", "wo_lstm", seed=0)
     assert len(counting_trainer) == 1
     real = ex._wanted
     monkeypatch.setattr(ex, "_wanted", lambda run, names=None: [ex.FALLBACK_DATASET, "extra_set"])
     monkeypatch.setattr(ex, "evaluation_datasets",
                         lambda run, names=None: {n: ex._fallback_dataset(run) for n in names})
-    r = ex.la_experiment(tiny_run, "wo_lstm", seed=0, verbose=False)
+    r = ex.experiment(tiny_run, "la", "wo_lstm", seed=0, verbose=False)
     # No checkpoint under runs/ (the fake trainer writes none): recomputed once, on both sets.
     assert len(counting_trainer) == 2
     assert set(r["scores"]) == {ex.FALLBACK_DATASET, "extra_set"}
-    ex.la_experiment(tiny_run, "wo_lstm", seed=0, verbose=False)
+    ex.experiment(tiny_run, "la", "wo_lstm", seed=0, verbose=False)
     assert len(counting_trainer) == 2
     monkeypatch.setattr(ex, "_wanted", real)
 

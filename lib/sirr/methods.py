@@ -114,6 +114,11 @@ class Method:
         """The estimated transmission of ``I`` (B, 3, H, W): the one way to run a trained network."""
         raise NotImplementedError
 
+    def outputs(self) -> dict[str, Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]]:
+        """What an evaluation scores, by results key: the transmission (``scores``, :meth:`predict`) and, for a
+        method with stages, the first stage's estimate (``scores_initial``, :meth:`predict_initial`)."""
+        return {"scores": self.predict}
+
     def load_release(self, path: str | Path) -> torch.nn.Module:
         """The authors' released weights as our network (only where :attr:`release_url` is set)."""
         raise UnknownMethodError(f"{self.name.upper()} has no released weights of its authors; "
@@ -234,6 +239,9 @@ class TwoStageMethod(Method):
 
     def predict(self, model, I):
         return model(I).b_final  # B_final of stage 2
+
+    def outputs(self):
+        return {"scores": self.predict, "scores_initial": self.predict_initial}
 
     def probe_terms(self, run, vgg_normalize=None):
         from sirr.losses import two_stage_vgg

@@ -56,7 +56,7 @@ from sirr.data.pool import natural_photos
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.methods import get_method
 from sirr.metrics import downsize_max_side, evaluate, paired_difference, resize_multiple_of
-from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
+from sirr.registry import FULL, LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
 from sirrbook.results import load_image, load_or_compute, result_path, save_result
 from sirrbook.viz import image_grid
 from sirrbook.viz.tables import DATASET_NAMES
@@ -86,8 +86,6 @@ __all__ = [
     "dataset_inventory",
     "experiment",
     "EXPERIMENTS",
-    "la_experiment",
-    "ts_experiment",
     "identity_experiment",
     "identity_comparison",
     "COMPARED_METRICS",
@@ -429,112 +427,59 @@ def _run_dir(run: RunConfig, method: str, variant: str):
     return get_method(method).run_dir(run, variant)
 
 
-def la_experiment(run: RunConfig, variant: str = "full", seed: int | None = None, *,
-                  datasets: Sequence[str] | None = None, steps: int | None = None,
-                  progress: bool = False, verbose: bool = True) -> dict:
-    """Train (or reuse) one LA variant, score it, store ``results/<preset>/la/<variant>/<seed>.json``.
+def experiment(run: RunConfig, method: str, variant: str = FULL, seed: int | None = None, *,
+               datasets: Sequence[str] | None = None, progress: bool = False, verbose: bool = True,
+               **schedule: int | None) -> dict:
+    """Train (or reuse) one variant of ``method``, score each of its outputs, store
+    ``results/<preset>/<method>/<variant>/<seed>.json``.
 
-    ``variant="full"`` is the model of the training chapter (``run.preset.la`` schedule, same run
-    directory, so its checkpoint is reused); a table row (:data:`LA_VARIANTS`) trains
-    ``run.preset.ablation.la_steps`` steps (``steps`` overrides) and is scored on
-    :func:`ablation_dataset` only unless ``datasets`` names others.
+    ``variant="full"`` is the model of the method's training chapter (the preset's schedule, the same run folder,
+    so its checkpoint is reused) and is scored on every test set present; a table row trains the preset's
+    ablation budget and is scored on :func:`ablation_dataset` only, unless ``datasets`` names others.
+    ``schedule`` overrides the trainer's step counts (LA ``steps=``; TS ``stage1_steps=``, ``stage2_steps=``).
+    Every output of :meth:`sirr.methods.Method.outputs` is scored under its key (``scores``: the transmission;
+    TS also ``scores_initial``, B_ini) and compared with the identity baseline (``vs_identity``,
+    ``vs_identity_initial``). An unknown method or variant is :class:`sirr.methods.UnknownMethodError`.
     """
-    m = get_method("la")
-    v = m.variant(variant)
-    run_s = with_seed(run, seed)
-    ablation = variant != "full"
-    if steps is None and ablation:
-        steps = run.preset.ablation.la_steps
-    if datasets is None:
-        datasets = [ablation_dataset(run_s)] if ablation else None
-
-    def compute(names: list[str], resume: bool) -> dict:
-        t0 = time.perf_counter()
-        # Method.train adds the variant's model and loss switches (and fine_tune_steps=0 for a table row)
-        kw = dict(run_dir=_run_dir(run_s, "la", variant), resume=resume, steps=steps,
-                  progress=progress, photos=_training_photos(run_s))
-        done = loader() if resume else None  # a finished run under runs/: just load it
-        model, n_steps, truncated = _trained_or_reused(m, run_s, done, lambda: m.train(run_s, variant, **kw))
-        t1 = time.perf_counter()
-        fast, path = _inference_path(model, run_s.device, "la")
-        scores, images = _score(run_s, fast(lambda x: m.predict(model, x)), evaluation_datasets(run_s, names))
-        t2 = time.perf_counter()
-        return {"method": "la", "variant": variant, "label": v.label, "model_kwargs": v.model_kwargs,
-                "truncated": truncated, "selected": _selection(model), "inference_path": path,
-                "vs_identity": identity_comparison({"scores": scores}, identity_experiment(run_s, names, verbose=False)),
-                "train_photos": _photo_summary(kw["photos"]),
-                "loss_kwargs": v.loss_kwargs, "steps": n_steps, "checkpoint_reused": done is not None,
-                "scores": scores,
-                "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
-                "_images": images}
-
-    def loader():
-        p = _final(_run_dir(run_s, "la", variant))
-        return m.load(p, device=run_s.device).eval() if p else None
-
-    return _cached(run_s, experiment_name(run_s, f"la/{variant}"), _wanted(run_s, datasets), compute, verbose, loader,
-                   lambda net: {"scores": lambda x: m.predict(net, x)})
-
-
-def ts_experiment(run: RunConfig, variant: str = "full", seed: int | None = None, *,
-                  datasets: Sequence[str] | None = None, stage1_steps: int | None = None,
-                  stage2_steps: int | None = None, progress: bool = False, verbose: bool = True) -> dict:
-    """Train (or reuse) one TS variant, score B_final and B_ini, store ``results/<preset>/ts/<variant>/<seed>.json``.
-
-    ``variant="full"`` reuses the training chapter's run (``run.preset.ts`` schedule); the rows of
-    :data:`TS_VARIANTS` train ``run.preset.ablation.ts_stage{1,2}_steps`` steps.
-    """
-    m = get_method("ts")
-    v = m.variant(variant)
-    run_s = with_seed(run, seed)
-    ablation = variant != "full"
-    if ablation:
-        stage1_steps = run.preset.ablation.ts_stage1_steps if stage1_steps is None else stage1_steps
-        stage2_steps = run.preset.ablation.ts_stage2_steps if stage2_steps is None else stage2_steps
-    if datasets is None:
-        datasets = [ablation_dataset(run_s)] if ablation else None
-
-    def compute(names: list[str], resume: bool) -> dict:
-        t0 = time.perf_counter()
-        done = loader() if resume else None  # a finished run under runs/: just load it
-        model, n_steps, truncated = _trained_or_reused(  # Method.train adds the variant's training switches
-            m, run_s, done, lambda: m.train(run_s, variant, run_dir=_run_dir(run_s, "ts", variant), resume=resume,
-                                            stage1_steps=stage1_steps, stage2_steps=stage2_steps, progress=progress,
-                                            photos=_training_photos(run_s)))
-        t1 = time.perf_counter()
-        sets = evaluation_datasets(run_s, names)
-        fast, path = _inference_path(model, run_s.device, "ts")
-        scores, images = _score(run_s, fast(lambda x: m.predict(model, x)), sets)
-        t2 = time.perf_counter()
-        initial, _ = _score(run_s, fast(lambda x: model.initial(x)), sets, keep_images=0)
-        ident = identity_experiment(run_s, names, verbose=False)
-        return {"method": "ts", "variant": variant, "label": v.label, "train_kwargs": v.train_kwargs,
-                "truncated": truncated, "selected": _selection(model),
-                "train_photos": _photo_summary(_training_photos(run_s)),
-                "steps": n_steps, "checkpoint_reused": done is not None,
-                "scores": scores, "scores_initial": initial, "train_seconds": t1 - t0,
-                "inference_path": path, "vs_identity": identity_comparison({"scores": scores}, ident),
-                "vs_identity_initial": identity_comparison({"scores": initial}, ident),
-                "eval_seconds": t2 - t1, "eval_seconds_initial": time.perf_counter() - t2, "_images": images}
-
-    def loader():
-        p = _final(_run_dir(run_s, "ts", variant))
-        return m.load(p, device=run_s.device).eval() if p else None
-
-    return _cached(run_s, experiment_name(run_s, f"ts/{variant}"), _wanted(run_s, datasets), compute, verbose, loader,
-                   lambda net: {"scores": lambda x: m.predict(net, x), "scores_initial": lambda x: net.initial(x)})
-
-
-#: The experiment of each method, by :attr:`sirr.methods.Method.name`.
-EXPERIMENTS: dict[str, Callable[..., dict]] = {"la": la_experiment, "ts": ts_experiment}
-
-
-def experiment(run: RunConfig, method: str, variant: str = "full", seed: int | None = None, **kw) -> dict:
-    """Train (or reuse), score and store ``method``'s ``variant`` (:func:`la_experiment` / :func:`ts_experiment`;
-    ``kw`` goes to it); an unknown method or variant is :class:`sirr.methods.UnknownMethodError`."""
     m = get_method(method)
-    m.variant(variant)
-    return EXPERIMENTS[m.name](run, variant, seed, **kw)
+    v = m.variant(variant)
+    run_s = with_seed(run, seed)
+    if datasets is None:
+        datasets = [ablation_dataset(run_s)] if variant != FULL else None
+    schedule = {k: n for k, n in schedule.items() if n is not None}
+    rdir = _run_dir(run_s, m.name, variant)
+
+    def loader():
+        p = _final(rdir)
+        return m.load(p, device=run_s.device).eval() if p else None
+
+    def compute(names: list[str], resume: bool) -> dict:
+        t0 = time.perf_counter()
+        done = loader() if resume else None  # a finished run under runs/: just load it
+        model, n_steps, truncated = _trained_or_reused(  # Method.train adds the variant's switches and budget
+            m, run_s, done, lambda: m.train(run_s, variant, run_dir=rdir, resume=resume, progress=progress,
+                                            photos=_training_photos(run_s), **schedule))
+        rec: dict[str, Any] = {
+            "method": m.name, "variant": variant, "label": v.label,
+            **{k: getattr(v, k) for k in ("model_kwargs", "loss_kwargs", "train_kwargs") if getattr(v, k)},
+            "truncated": truncated, "selected": _selection(model), "train_photos": _photo_summary(_training_photos(run_s)),
+            "steps": n_steps, "checkpoint_reused": done is not None, "train_seconds": time.perf_counter() - t0}
+        sets = evaluation_datasets(run_s, names)
+        fast, rec["inference_path"] = _inference_path(model, run_s.device, m.name)
+        ident = identity_experiment(run_s, names, verbose=False)
+        for key, predict in m.outputs().items():
+            suffix = key[len("scores"):]  # "" or "_initial"
+            t = time.perf_counter()
+            scores, images = _score(run_s, fast(lambda x, p=predict: p(model, x)), sets,
+                                    keep_images=1 if key == "scores" else 0)
+            rec[key], rec[f"vs_identity{suffix}"] = scores, identity_comparison({"scores": scores}, ident)
+            rec[f"eval_seconds{suffix}"] = time.perf_counter() - t
+            if key == "scores":
+                rec["_images"] = images
+        return rec
+
+    return _cached(run_s, experiment_name(run_s, f"{m.name}/{variant}"), _wanted(run_s, datasets), compute, verbose,
+                   loader, lambda net: {key: (lambda x, p=p: p(net, x)) for key, p in m.outputs().items()})
 
 
 #: The metrics compared with the identity baseline (the LA convention's PSNR and SSIM, and LPIPS when scored).

@@ -3,7 +3,7 @@ shown in every chapter beside what the chapter itself executes (``smoke`` in CI)
 their preset.
 
 Everything here only reads ``results/<preset>/``: the training records (:func:`sirrbook.experiments.training_record`),
-the stored evaluations (:func:`sirrbook.experiments.la_experiment` and friends) and the committed weights'
+the stored evaluations (:func:`sirrbook.experiments.experiment`) and the committed weights'
 manifest. Nothing is trained or scored; a missing record gives ``None`` and the chapter says so.
 """
 
@@ -27,7 +27,7 @@ from sirrbook.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
 from sirrbook.viz.training import training_curves
 
 __all__ = ["STORED_PRESET", "stored_run", "pooled_mean", "stored_training", "table_caption", "validation_sentence", "stored_stage1_study", "stage1_study_summary", "stage1_study_sentence", "stored_metrics", "stored_curves", "scale_line",
-           "stored_scores", "evaluation_table", "evaluation_display", "stored_verdicts", "verdicts_display", "verdict_sentence"]
+           "stored_scores", "evaluation_table", "evaluation_display", "stored_verdicts", "verdicts_display", "verdict_sentence", "stored_lesson", "lesson_sentence"]
 
 #: The preset whose committed results every chapter shows.
 STORED_PRESET = "cpu"
@@ -326,3 +326,24 @@ def evaluation_display(df: pd.DataFrame | None) -> pd.DataFrame | str:
         out[(names[who], label)] = [DASH if pd.isna(v) else f"{v:.{digits}f}" for v in df[col]]
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out.T.rename_axis(["", ""])  # one column per test set, one row per (who, metric): fits the page
+
+
+def stored_lesson(run: RunConfig, edges: str = "ground_truth", preset: str = STORED_PRESET, seed: int = 0) -> dict | None:
+    """The committed run of chapter 05's ten-minute experiment (:func:`sirrbook.lesson.edges_to_background`)."""
+    return load_result(stored_run(run, preset, seed), f"lesson/edges_{edges}", seed)
+
+
+def lesson_sentence(rec: dict | None) -> str:
+    """What the ten-minute experiment did and reached, with its numbers and where it ran."""
+    if rec is None:
+        return "No stored run of the ten-minute experiment yet (results/cpu/lesson/)."
+    r, c, p = rec["recipe"], rec["curve"], rec.get("_provenance", {})
+    best = max(c, key=lambda x: x["psnr"])
+    load = rec.get("load_average_1min_at_end")
+    return (f"F2 ({rec['f2_parameters']:,} parameters) trained {r['steps']} steps at batch {r['batch_size']} on "
+            f"{r['crop']}-px crops in {rec['seconds'] / 60:.1f} min on {rec['threads']} CPU threads"
+            + (f" (load average {load:.2f})" if load is not None else "")
+            + f". Held-out PSNR went from {c[0]['psnr']:.2f} dB at step 0 to {c[-1]['psnr']:.2f} dB at step "
+            f"{c[-1]['step']} (best {best['psnr']:.2f} dB at step {best['step']}); doing nothing (the input) scores "
+            f"{rec['identity_psnr']:.2f} dB on the same {len(rec['held_out'])} triples. Preset {p.get('preset')}, seed "
+            f"{p.get('seed')}, device {p.get('device')}, commit {p.get('commit')}.")
