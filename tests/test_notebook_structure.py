@@ -2,7 +2,7 @@
 
 - every chapter: nbformat-valid, kernel ``python3``, a markdown title first, exactly one cell tagged
   ``parameters`` with exactly the six parameters (valid preset name, documented defaults), then a
-  code cell that resolves the run and prints the provenance header; committed without outputs;
+  hidden code cell that opens the chapter (resolves the run, prints the provenance header); committed without outputs;
 - the TOC lists every notebook in numeric order and nothing else; every TOC file exists;
 - the Jupyter Book config never executes notebooks and serves the widget JavaScript from the book.
 """
@@ -66,16 +66,29 @@ def test_parameters_cell(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_first_code_cell_after_parameters_resolves_and_prints_the_header(path):
+def test_first_code_cell_after_parameters_opens_the_chapter_and_is_hidden(path):
     nb = _read(path)
     i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     nxt = next(c for c in nb.cells[i + 1:] if c.cell_type == "code")
     src = nxt.source
-    assert re.search(r"resolve\(\s*preset\s*,", src), f"{path.name}: the cell after parameters must call resolve(preset, ...)"
+    assert re.search(r"run = open_chapter\(\s*preset\s*,", src), \
+        f"{path.name}: the cell after parameters must call run = open_chapter(preset, ...)"
     for name in PARAMETER_NAMES[1:]:
-        assert re.search(rf"\b{name}\s*=\s*{name}\b", src), f"{path.name}: resolve(...) must receive {name}={name}"
-    assert re.search(r"print\(\s*(sirr\.)?provenance\.header\(\s*run\s*\)\s*\)|print\(\s*header\(\s*run\s*\)\s*\)", src), \
-        f"{path.name}: the cell after parameters must print(sirr.provenance.header(run))"
+        assert re.search(rf"\b{name}\s*=\s*{name}\b", src), f"{path.name}: open_chapter(...) must receive {name}={name}"
+    assert "hide-input" in nxt.metadata.get("tags", []), f"{path.name}: tag the setup cell hide-input"
+
+
+def test_open_chapter_resolves_prints_the_header_and_seeds(capsys, tmp_path):
+    import torch
+
+    from sirrbook.book.setup import open_chapter
+
+    run = open_chapter("smoke", seed=3, device="cpu", data_root="none", results_dir=tmp_path)
+    assert (run.preset.name, run.seed, str(run.device)) == ("smoke", 3, "cpu")
+    assert "preset 'smoke' | seed 3 | device cpu" in capsys.readouterr().out
+    a = torch.rand(2)
+    open_chapter("smoke", seed=3, device="cpu", data_root="none", results_dir=tmp_path)
+    assert torch.equal(a, torch.rand(2))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
