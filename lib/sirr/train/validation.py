@@ -71,6 +71,13 @@ class ValidationSet:
         return (float(np.mean([psnr(a, b, "la") for a, b in zip(p, t)])),
                 float(np.mean([ssim(a, b, "la") for a, b in zip(p, t)])))
 
+    def score_output(self, pred: torch.Tensor) -> tuple[float, float]:
+        """Mean PSNR and SSIM (LA convention) of ``pred`` (one output per triple, in order) against T."""
+        if pred.shape != self.T.shape:
+            raise ValueError(f"ValidationSet.score_output: need one output per triple, {tuple(self.T.shape)}; "
+                             f"got {tuple(pred.shape)}")
+        return self._means(pred)
+
     @torch.no_grad()
     def score(self, predict: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
         """``{"val_psnr", "val_ssim", "val_identity_psnr", "val_identity_ssim"}`` of ``predict`` (the caller puts

@@ -196,3 +196,33 @@ def stage1_study(results: list[dict], title: str | None = None):
     what = results[0]["what"] if results else ""
     ax.set_title(wrap_title(title or f"TS stage 1: {what}", 70), fontsize=10)
     return fig
+
+
+def edge_lesson_figure(record: dict, size: float = 1.9):
+    """Chapter 05's ten-minute experiment (:func:`sirrbook.lesson.edges_to_background`): held-out PSNR of F2 by
+    step with the identity baseline, then per held-out example I, the ideal E_B F2 is given, F2 before training,
+    F2 after it, and I_B."""
+    from sirrbook.results import load_image
+
+    k = len([n for n in record.get("_images", {}) if n.startswith("after_")])
+    cols = ["input I", "E_B given to F2", "F2 at step 0", f"F2 at step {record['curve'][-1]['step']}", "truth I_B"]
+    keys = ["input", "edges", "before", "after", "truth"]
+    fig = plt.figure(figsize=(size * len(cols), 2.6 + size * k), layout="constrained")
+    grid = fig.add_gridspec(k + 1, len(cols), height_ratios=[2.6 / size] + [1] * k)
+    ax = fig.add_subplot(grid[0, :])
+    curve = record["curve"]
+    ax.plot([p["step"] for p in curve], [p["psnr"] for p in curve], "o-", ms=3, color="C0", label="F2 from ideal edges")
+    ax.axhline(record["identity_psnr"], color="0.4", ls="--", lw=1,
+               label=f"identity (input) {record['identity_psnr']:.2f} dB")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("held-out PSNR (dB)")
+    ax.legend(fontsize=7, loc="lower right")
+    for r in range(k):
+        for c, key in enumerate(keys):
+            a = fig.add_subplot(grid[r + 1, c])
+            img = load_image(record, f"{key}_{r}")
+            a.imshow(img)
+            a.set_xticks([]), a.set_yticks([])
+            if r == 0:
+                a.set_title(cols[c], fontsize=8)
+    return fig
