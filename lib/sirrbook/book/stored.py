@@ -345,5 +345,5 @@ def lesson_sentence(rec: dict | None) -> str:
             + (f" (load average {load:.2f})" if load is not None else "")
             + f". Held-out PSNR went from {c[0]['psnr']:.2f} dB at step 0 to {c[-1]['psnr']:.2f} dB at step "
             f"{c[-1]['step']} (best {best['psnr']:.2f} dB at step {best['step']}); doing nothing (the input) scores "
-            f"{rec['identity_psnr']:.2f} dB on the same {len(rec['held_out'])} triples. Preset {p.get('preset')}, seed "
+            f"{rec['identity_psnr']:.2f} dB on the same {len(rec['held_out'])} triples (one seed). Preset {p.get('preset')}, seed "
             f"{p.get('seed')}, device {p.get('device')}, commit {p.get('commit')}.")
