@@ -99,8 +99,6 @@ __all__ = [
     "main_tables",
     "registry_frame",
     "trained_model",
-    "example_grid",
-    "real_photo_grid",
     "stored_example_grid",
     "real_photos",
     "run_ablations",
@@ -847,51 +845,23 @@ def trained_model(run: RunConfig, method: str = "la", variant: str = "full", see
     return m.trained(with_seed(run, seed), variant)
 
 
-def _output_of(model) -> Callable[[torch.Tensor], torch.Tensor]:
-    def f(x):
-        out = model(x)
-        for attr in ("transmission", "b_final"):
-            if hasattr(out, attr):
-                return getattr(out, attr)
-        return out
-
-    return f
-
-
 @torch.no_grad()
-def _apply(run: RunConfig, model, img: np.ndarray) -> np.ndarray:
-    y = _output_of(model)(to_tensor(img).to(run.device))
+def _apply(run: RunConfig, method: str, model, img: np.ndarray) -> np.ndarray:
+    y = get_method(method).predict(model, to_tensor(img).to(run.device))
     return np.clip(to_image(y.float().cpu()), 0, 1)
 
 
-def example_grid(run: RunConfig, datasets: dict[str, Any], models: dict[str, Any], index: int = 0):
-    """Figure: per test set, input | each model's output | ground truth, for image ``index``."""
-    images, titles = [], []
-    for dname, ds in datasets.items():
-        if len(ds) <= index:
-            continue
-        smp = ds[index]
-        x = _thumb(smp.I, run.preset.eval.max_side or 320)
-        images.append(x)
-        titles.append(f"{DATASET_NAMES.get(dname, dname)}\n{smp.name}: input")
-        for label, m in models.items():
-            images.append(_apply(run, m, x))
-            titles.append(label)
-        if smp.T is not None:
-            images.append(_thumb(smp.T, run.preset.eval.max_side or 320))
-            titles.append("ground truth")
-    return image_grid(images, titles=titles, ncols=len(models) + 2)
-
-
-def real_photo_grid(run: RunConfig, photos: Sequence[tuple[str, np.ndarray]], models: dict[str, Any]):
-    """Figure: per real photo (no ground truth), the photo and each model's output."""
+def real_photo_grid(run: RunConfig, photos: Sequence[tuple[str, np.ndarray]], methods: dict[str, str]):
+    """Figure: per real photo (no ground truth), the photo and the output of each method's trained model
+    (``methods``: column label -> method name; :func:`trained_model`, run through :meth:`Method.predict`)."""
+    models = {label: (m, trained_model(run, m)) for label, m in methods.items()}
     images, titles = [], []
     for name, img in photos:
         x = _thumb(img, run.preset.eval.max_side or 512)
         images.append(x)
         titles.append(str(name).split("/")[-1])
-        for label, m in models.items():
-            images.append(_apply(run, m, x))
+        for label, (m, model) in models.items():
+            images.append(_apply(run, m, model, x))
             titles.append(label)
     return image_grid(images, titles=titles, ncols=len(models) + 1)
 

@@ -55,6 +55,9 @@ from sirr.provenance import device_name, provenance
 from sirr.train.engine import cpu_has_native_bf16
 from sirrbook.weights import committed_weights, sha256_file
 
+#: The benchmarked method (``Method.benchmarked``): every path runs the network through its ``predict``.
+LA = get_method("la")
+
 __all__ = [
     "run_bench",
     "time_fn",
@@ -145,13 +148,13 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
         if not cuda:
             reuse_freed_memory(False)
         with torch.no_grad():
-            return eager(x).transmission
+            return LA.predict(eager, x)
 
     def run_cl(x):
         if not cuda:
             reuse_freed_memory(True)
         with torch.inference_mode():
-            return fast(x.contiguous(memory_format=torch.channels_last)).transmission
+            return LA.predict(fast, x.contiguous(memory_format=torch.channels_last))
 
     paths = {
         "fp32 eager": dict(fn=run_eager, dtype="fp32", tolerance=0.0, note="reference: NCHW, torch.no_grad"),
@@ -171,7 +174,7 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
             if not cuda:
                 reuse_freed_memory(True)
             with torch.inference_mode():
-                return compiled(x.contiguous(memory_format=torch.channels_last)).transmission
+                return LA.predict(compiled, x.contiguous(memory_format=torch.channels_last))
 
         if not cuda:
             paths["fp32 channels_last compiled"] = dict(
@@ -184,7 +187,7 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
             if not cuda:
                 reuse_freed_memory(True)
             with torch.inference_mode(), torch.autocast(kind, dtype=torch.bfloat16):
-                return fast(x.contiguous(memory_format=torch.channels_last)).transmission.float()
+                return LA.predict(fast, x.contiguous(memory_format=torch.channels_last)).float()
 
         paths["bf16 autocast channels_last"] = dict(fn=run_bf16, dtype="bf16", tolerance=BF16_TOLERANCE,
                                                     note="torch.autocast(bfloat16), channels_last")
@@ -192,7 +195,7 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
         if compile:
             def run_bf16_compiled(x):
                 with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
-                    return compiled(x.contiguous(memory_format=torch.channels_last)).transmission.float()
+                    return LA.predict(compiled, x.contiguous(memory_format=torch.channels_last)).float()
 
             paths["bf16 autocast channels_last compiled"] = dict(
                 fn=run_bf16_compiled, dtype="bf16", tolerance=BF16_TOLERANCE,
@@ -203,7 +206,7 @@ def inference_paths(model, device: str, compile: bool | None = None) -> dict[str
 
             def run_bf16_graphed(x):
                 with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
-                    return graphed(x.contiguous(memory_format=torch.channels_last)).transmission.float()
+                    return LA.predict(graphed, x.contiguous(memory_format=torch.channels_last)).float()
 
             paths["bf16 autocast channels_last compiled cudagraphs"] = dict(
                 fn=run_bf16_graphed, dtype="bf16", tolerance=BF16_TOLERANCE,
