@@ -108,10 +108,15 @@ def test_data_root_none_means_no_data_everywhere(caplog):
     photos = natural_photos(run.data_root_arg)
     assert photos.root is None and all(p.source == "sample" for p in photos.photos) and len(photos) >= 6
     assert "no data root" in caplog.text
-    from sirr.train.location_aware import ALIGNED_REAL_SETS, _default_photos, _real_training_pairs
+    from sirr.train.data import synthetic_training_data
+    from sirr.train.location_aware import ALIGNED_REAL_SETS, _real_training_pairs
 
     assert _real_training_pairs(run, ALIGNED_REAL_SETS) == []
-    assert _default_photos(run).root is None  # even where ../shared/data exists
+    lines = []
+    held = resolve("smoke", data_root="none", validation__photos=2)
+    data = synthetic_training_data(held, "la", 32, "cpu", 0, 10, lines.append)  # a trainer's default photos
+    assert data.pool_record["root"] is None and data.pool_record["size"] == len(photos) - 2
+    assert len(data.validation) == 2 and data.validation_photos and any("held out" in x for x in lines)
 
 
 def test_la_fine_tuning_adds_unaligned_pairs_only_at_the_switch(tmp_path, monkeypatch):
