@@ -85,7 +85,6 @@ __all__ = [
     "ablation_dataset",
     "dataset_inventory",
     "experiment",
-    "EXPERIMENTS",
     "identity_experiment",
     "identity_comparison",
     "COMPARED_METRICS",

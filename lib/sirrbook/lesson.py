@@ -104,7 +104,8 @@ def edges_to_background(run: RunConfig, edges: str = "ground_truth", recipe: Edg
         @torch.no_grad()
         def outputs() -> torch.Tensor:
             f2.eval()
-            out = torch.cat([f2(z_held[i: i + 4]) for i in range(0, len(vs), 4)]).clamp(0, 1)
+            step = vs.batch_size
+            out = torch.cat([f2(z_held[i: i + step]) for i in range(0, len(vs), step)]).clamp(0, 1)
             f2.train()
             return out
 

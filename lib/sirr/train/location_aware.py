@@ -170,7 +170,6 @@ class LATraining(Job):
                                     betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
 
-        self.data = data
         self.synth, self.validation, self.real, self.real_ft = data.synth, data.validation, data.real, data.real_ft
         self.pool_record, self.validation_photos = data.pool_record, data.validation_photos
         self.validate_every = cfg.validate_every

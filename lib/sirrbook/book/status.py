@@ -93,7 +93,8 @@ def status_rows(results_dir: str | Path) -> list[dict]:
         else:
             status = "not run" if p["done"] == 0 else f"not run ({p['done']} of {p['total']} runs in)"
         prim = next((x["primary"] for x in s["contrasts"] if x.get("primary")), None)
-        measure = MEASURE_NAMES.get(claims.claim(cid).primary[1], claims.claim(cid).primary[1]).split(" (")[0]
+        metric = claims.claim(cid).primary[1]
+        measure = MEASURE_NAMES.get(metric, metric).split(" (")[0]
         ours = (f"Δ {measure} (paper's arm − other): {prim['mean']:+.3g} [{prim['low']:+.3g}, {prim['high']:+.3g}]"
                 if prim and s["verdict"] else "—")
         rows.append({"paper": s["source"].split()[0], "claim or number": f"{cid}: {s['claim']}", "ours": ours,
