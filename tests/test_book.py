@@ -262,7 +262,10 @@ def test_messages_and_result_lines_show_repo_relative_paths(tmp_path):
     rec = {"method": "la", "variant": "full", "_provenance": {"seed": 0, "preset": "smoke"}, "steps": 6,
            "_path": str(REPO_ROOT / "results" / "smoke" / "la" / "full" / "0.json")}
     assert result_line(rec).endswith(" -> results/smoke/la/full/0.json")
-    assert result_line({**rec, "_path": str(tmp_path / "0.json")}).endswith(f" -> {tmp_path / '0.json'}")
+    elsewhere = tmp_path / "0.json"  # beside the checkout (a clone under /tmp) it reads ../..., like ../shared/data
+    beside = REPO_ROOT.parent in elsewhere.parents and REPO_ROOT.parent != Path(elsewhere.anchor)
+    shown = f"../{elsewhere.relative_to(REPO_ROOT.parent).as_posix()}" if beside else str(elsewhere)
+    assert result_line({**rec, "_path": str(elsewhere)}).endswith(f" -> {shown}")
 
 
 def test_duplicate_inline_scripts_are_written_once():
