@@ -150,6 +150,24 @@ def test_16bit_rgba_png_composited_on_white(tmp_path):
     np.testing.assert_allclose(img[1, 1], [1, 0, 0])
 
 
+def test_16bit_grey_alpha_png_composited_on_white(tmp_path):
+    a = np.array([[[30000, 0], [30000, 65535]]], np.uint16)  # 1x2, grey+alpha: transparent, opaque
+    _png16(tmp_path / "la16.png", a, filters=(1,))
+    img = read_image(tmp_path / "la16.png")
+    assert img.shape == (1, 2, 3)
+    np.testing.assert_allclose(img[0, 0], [1, 1, 1])
+    np.testing.assert_allclose(img[0, 1], [30000 / 65535] * 3, atol=1e-7)
+
+
+def test_truncated_16bit_png_is_one_clear_error(tmp_path):
+    a = np.random.default_rng(2).integers(0, 65536, (40, 30, 3)).astype(np.uint16)
+    _png16(tmp_path / "full16.png", a, filters=(4,))
+    data = (tmp_path / "full16.png").read_bytes()
+    (tmp_path / "cut16.png").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match=r"cut16\.png.*truncated or corrupt PNG"):
+        read_image(tmp_path / "cut16.png")
+
+
 def _exif_jpeg(path, arr, orientation):
     im = Image.fromarray(arr)
     exif = im.getexif()

@@ -11,8 +11,7 @@ Every image inside ``sirr`` is an ``H x W x 3`` ``numpy.float32`` array in ``[0,
   reads as white paper, not as the arbitrary colour stored under alpha 0); the alpha channel is
   then dropped;
 - 16-bit PNGs (``I;16``, ``I;16B``, 48-/64-bit RGB(A)) are scaled by ``1/65535`` (not clipped to 8 bits);
-  PIL reduces 48/64-bit RGB(A) to 8 bits, so those are decoded by a small numpy PNG decoder
-  (non-interlaced, up to :data:`PNG16_DECODE_MAX_PIXELS`; beyond that, 8-bit precision via PIL);
+  PIL reduces 48/64-bit RGB(A) to 8 bits, so those are decoded by libpng (``imagecodecs``);
 - a 1x1 image is a valid 1x1x3 array (what a model does with it is the model's business).
 
 Bad input raises :class:`ImageReadError` (a ``ValueError``) whose one-line message names the file and
@@ -29,11 +28,10 @@ rerunning it should refresh those files; pass ``overwrite=False`` to refuse inst
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 from typing import Iterable
 
+import imagecodecs
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -174,83 +172,19 @@ def _to_float_rgb(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
-#: Above this many pixels a 48/64-bit RGB(A) PNG is read at 8-bit precision (PIL) instead of by the
-#: numpy 16-bit decoder below (which holds the image a few times as int16 while unfiltering).
-PNG16_DECODE_MAX_PIXELS = 40_000_000
+def _read_16bit_png(path: Path) -> np.ndarray:
+    """A 16-bit RGB/RGBA/grey+alpha PNG as float32 HxWx3 in [0, 1], alpha composited on white.
 
-
-def _unfilter_png(data: bytes, h: int, w: int, bpp: int) -> np.ndarray:
-    """Undo PNG scanline filters (PNG spec Sec. 9) for a non-interlaced image; returns (h, w*bpp) uint8.
-
-    Pixel (y, x) depends on (y, x-1), (y-1, x) and (y-1, x-1) only, so all pixels on one
-    anti-diagonal ``y + x = k`` are reconstructed together (h + w vectorised steps).
+    Decoded by libpng through ``imagecodecs`` (PIL keeps only the high byte of 48/64-bit PNGs).
     """
-    stride = w * bpp
-    buf = np.frombuffer(data, dtype=np.uint8)
-    if buf.size < h * (stride + 1):
-        raise ValueError("image data is truncated")
-    rows = buf[: h * (stride + 1)].reshape(h, stride + 1)
-    ftype = rows[:, 0].astype(np.int16)
-    if (ftype > 4).any():
-        raise ValueError(f"bad PNG filter type {int(ftype.max())}")
-    raw = rows[:, 1:].reshape(h, w, bpp).astype(np.int16)
-    if (ftype == 0).all():
-        return rows[:, 1:].copy()
-    rec = np.zeros((h + 1, w + 1, bpp), dtype=np.int16)  # one zero row/column of padding
-    for k in range(h + w - 1):
-        y = np.arange(max(0, k - w + 1), min(h - 1, k) + 1)
-        x = k - y
-        left, up, ul = rec[y + 1, x], rec[y, x + 1], rec[y, x]
-        f = ftype[y][:, None]
-        pa, pb, pc = np.abs(up - ul), np.abs(left - ul), np.abs(left + up - 2 * ul)
-        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
-        pred = np.select([f == 1, f == 2, f == 3, f == 4], [left, up, (left + up) // 2, paeth], 0)
-        rec[y + 1, x + 1] = (raw[y, x] + pred) % 256
-    return rec[1:, 1:].reshape(h, stride).astype(np.uint8)
-
-
-def _read_16bit_png(path: Path) -> np.ndarray | None:
-    """Decode a 16-bit RGB/RGBA/grey(+alpha) non-interlaced PNG with numpy (PIL reduces RGB to 8 bits).
-
-    Returns float32 HxWx3 in [0, 1] (alpha composited on white), or ``None`` when the file is not
-    such a PNG (interlaced, or too large for this decoder: see :data:`PNG16_DECODE_MAX_PIXELS`).
-    """
-    data = path.read_bytes()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        return None
-    pos, idat, ihdr = 8, [], None
-    while pos + 8 <= len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        ctype = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + n]
-        if len(body) < n:
-            raise ValueError("chunk data is truncated")
-        if ctype == b"IHDR":
-            ihdr = struct.unpack(">IIBBBBB", body)
-        elif ctype == b"IDAT":
-            idat.append(body)
-        elif ctype == b"IEND":
-            break
-        pos += 12 + n
-    if ihdr is None:
-        raise ValueError("no IHDR chunk")
-    w, h, depth, color, _comp, _filt, interlace = ihdr
-    chans = {0: 1, 2: 3, 4: 2, 6: 4}.get(color)
-    if depth != 16 or chans is None or interlace != 0 or w * h > PNG16_DECODE_MAX_PIXELS:
-        return None
-    raw = zlib.decompress(b"".join(idat))
-    px = _unfilter_png(raw, h, w, 2 * chans)
-    a = px.reshape(h, w * chans, 2)
-    a = (a[..., 0].astype(np.uint32) << 8 | a[..., 1]).reshape(h, w, chans).astype(np.float32) / 65535.0
-    if chans == 1:
-        return np.repeat(a, 3, axis=2)
-    if chans == 2:
-        rgb, alpha = np.repeat(a[..., :1], 3, axis=2), a[..., 1:2]
-        return (rgb * alpha + 1.0 - alpha).astype(np.float32)
-    if chans == 4:
-        alpha = a[..., 3:4]
-        return (a[..., :3] * alpha + 1.0 - alpha).astype(np.float32)
-    return a
+    a = imagecodecs.png_decode(path.read_bytes())
+    if a.dtype != np.uint16:  # the header said 16 bits, the decoder disagrees: a corrupt file
+        raise ValueError(f"decoded as {a.dtype}, not 16-bit")
+    a = (a.reshape(a.shape[0], a.shape[1], -1) / 65535.0).astype(np.float32)
+    if a.shape[2] in (2, 4):  # grey+alpha or RGBA: composite on white
+        rgb, alpha = a[..., :-1], a[..., -1:]
+        a = rgb * alpha + 1.0 - alpha
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -280,17 +214,15 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
             if fmt == "PNG":  # PIL's decoder ignores chunk checksums: verify them first
                 with Image.open(path) as chk:
                     chk.verify()
-            arr = None
             if fmt == "PNG" and im.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
                 arr = _read_16bit_png(path)  # PIL would keep only the high byte of 48/64-bit PNGs
-            if arr is not None:
                 if orient != 1:
                     arr = _apply_orientation(arr, orient)
             else:
                 im.load()
                 im2 = ImageOps.exif_transpose(im)
                 arr = _to_float_rgb(im2)
-        except (OSError, SyntaxError, ValueError) as e:
+        except (OSError, SyntaxError, ValueError, imagecodecs.PngError) as e:
             kind = {"PNG": "a truncated or corrupt PNG", "JPEG": "a truncated or corrupt JPEG"}.get(
                 fmt or "", f"a corrupt {fmt or 'image'} file")
             raise ImageReadError(f"cannot read {str(path)!r}: {kind} ({e})") from None
