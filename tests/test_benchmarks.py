@@ -10,6 +10,7 @@ from PIL import Image
 
 from sirr.data import datasets as D  # module access: its test_* functions are not pytest tests
 from sirr.data.root import find_data_root
+from sirrbook.photos import benchmark_inventory
 
 VOC = re.compile(r"^\d{4}_\d{6}$")
 
@@ -93,7 +94,7 @@ def test_postcard_pairing_with_varied_names(tmp_path, folder):
         "Thick_hb_3_hb-3-m-32rs1": (80, 81, None),
     }
     assert ds.names[:2] == ["Thick_ab_3_ab-3-m-32", "Thick_ab_10_ab-10-m-3"]  # natural order
-    inv = {r["name"]: r for r in D.benchmark_inventory(tmp_path)}["sir2_postcard"]
+    inv = {r["name"]: r for r in benchmark_inventory(tmp_path)}["sir2_postcard"]
     assert inv["found"] == 7 and inv["missing"] == "192 of 199 missing: only the Thick part is here"
 
 
@@ -116,7 +117,7 @@ def test_real20_pairs_and_inventory(tmp_path):
             _img(tmp_path / f"zhang2018/real20/transmission_layer/{n}.jpg", 11)
     ds = D.load_dataset("real20", tmp_path)
     assert len(ds) == 19 and "3" not in ds.names and ds.names[:2] == ["4", "9"]
-    inv = {r["name"]: r for r in D.benchmark_inventory(tmp_path)}
+    inv = {r["name"]: r for r in benchmark_inventory(tmp_path)}
     assert inv["real20"]["missing"] == "1 of 20 missing (pair 3 absent in this copy)"
     assert inv["real20"]["folder"].endswith("zhang2018/real20")
     gts = D.test_ground_truths("real20", tmp_path)
@@ -125,12 +126,12 @@ def test_real20_pairs_and_inventory(tmp_path):
 
 
 def test_inventory_without_data(tmp_path):
-    inv = D.benchmark_inventory(tmp_path)
+    inv = benchmark_inventory(tmp_path)
     assert [r["name"] for r in inv] == list(D.TEST_SETS)
     for r in inv:
         assert set(r) == {"name", "title", "found", "paper_count", "folder", "missing"}
         assert r["found"] == 0 and r["folder"] is None and r["missing"] == f"not found under {tmp_path.resolve()}"
-    assert all(r["missing"] == "not found: no data root" for r in D.benchmark_inventory("none"))
+    assert all(r["missing"] == "not found: no data root" for r in benchmark_inventory("none"))
     assert D.test_ground_truths("sir2_wild", tmp_path) == [] and D.test_source_ids("ceilnet_table2", "none") == set()
     with pytest.raises(D.UnknownDatasetError):
         D.test_ground_truths("sir2_wlid", tmp_path)
@@ -139,7 +140,7 @@ def test_inventory_without_data(tmp_path):
 def test_inventory_more_than_the_papers_subset(tmp_path):
     for k in range(57):
         _triplet(tmp_path / "SIR2/Wildscene" / str(k), 10)
-    r = {r["name"]: r for r in D.benchmark_inventory(tmp_path)}["sir2_wild"]
+    r = {r["name"]: r for r in benchmark_inventory(tmp_path)}["sir2_wild"]
     assert (r["found"], r["paper_count"]) == (57, 55)
     assert r["missing"] == "2 more than the papers' 55-scene subset, whose list is unpublished: all 57 are scored"
 
@@ -210,7 +211,7 @@ def test_shared_ground_truth_names(shared):
 
 
 def test_shared_inventory(shared):
-    inv = {r["name"]: r for r in D.benchmark_inventory(shared)}
+    inv = {r["name"]: r for r in benchmark_inventory(shared)}
     assert list(inv) == list(D.TEST_SETS)
     got = {n: (r["found"], r["paper_count"], r["missing"]) for n, r in inv.items()}
     assert got["real20"] == (19, 20, "1 of 20 missing (pair 3 absent in this copy)")

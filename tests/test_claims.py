@@ -11,7 +11,7 @@ import torch
 
 from sirrbook import claims
 from sirr.config import ValidationConfig, resolve
-from sirr.metrics import seed_paired_difference
+from sirrbook.evaluation import seed_paired_difference
 from sirrbook.results import save_result
 
 

@@ -17,11 +17,11 @@ from sirr.data.datasets import (
     available_datasets,
     find_data_root,
     load_dataset,
-    real_reflection_photos,
     real_training_pairs,
     sample_photos,
 )
 from sirr.data.root import DatasetNotFoundError
+from sirrbook.photos import real_reflection_photos
 
 
 def _img(path, value, size=(8, 12)):

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from sirr.data.datasets import load_dataset
-from sirr.metrics import evaluate, psnr, resize_multiple_of, score, ssim, summarise
+from sirr.metrics import psnr, resize_multiple_of, score, ssim
+from sirrbook.evaluation import evaluate, summarise
 
 
 def _img(h=32, w=40, seed=0, lo=0.2, hi=0.8):
@@ -166,7 +167,7 @@ def test_summarise_groups_and_infinite():
 
 
 def test_paired_difference_verdicts_follow_the_interval():
-    from sirr.metrics import paired_difference
+    from sirrbook.evaluation import paired_difference
 
     rng = np.random.default_rng(0)
     base = rng.normal(20, 2, 19)

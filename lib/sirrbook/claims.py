@@ -4,7 +4,7 @@ Each :class:`Claim` states what a paper claims and what we predict before anythi
 in one thing only: every arm of a seed starts from the same initialisation and draws the same batches
 (the seed fixes both), trains the same number of steps, and is measured on the same held-out images.
 The paired difference (reference arm − other arm, image by image) is summarised over seeds and images
-by :func:`sirr.metrics.seed_paired_difference`, and the verdict comes from its 95% interval:
+by :func:`sirrbook.evaluation.seed_paired_difference`, and the verdict comes from its 95% interval:
 
 - ``"agrees with the paper"``: the interval lies wholly on the side the paper predicts;
 - ``"disagrees"``: it lies wholly on the other side;
@@ -53,7 +53,8 @@ from sirr.errors import SirrError
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.losses import LocationAwareLoss, stage2_generator_loss
 from sirr.losses.location_aware import rcmap_composition_loss
-from sirr.metrics import LOWER_IS_BETTER, psnr, seed_paired_difference, ssim
+from sirr.metrics import psnr, ssim
+from sirrbook.evaluation import LOWER_IS_BETTER, seed_paired_difference
 from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware
 from sirr.train.rundir import default_run_dir

@@ -19,7 +19,8 @@ from sirrbook.book import run_book
 from sirrbook.book.bench import run_bench
 from sirrbook.train_cli import train_cli
 from sirr.config import PRESETS, resolve
-from sirr.data.datasets import DATASETS, TRAINING_SETS, benchmark_inventory, find_dataset
+from sirr.data.datasets import DATASETS, TRAINING_SETS, find_dataset
+from sirrbook.photos import benchmark_inventory
 from sirr.data.pool import build_pool
 from sirr.data.root import DatasetNotFoundError
 from sirr.errors import SirrError

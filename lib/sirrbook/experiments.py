@@ -2,7 +2,7 @@
 
 A chapter asks for "row *w/o TSM* of LA Table 2 at this preset and seed"; this module trains it
 (:func:`sirr.train.train_location_aware` / :func:`sirr.train.train_two_stage`, which reuse a finished
-checkpoint under ``runs/``), evaluates it with :func:`sirr.metrics.evaluate` under both metric
+checkpoint under ``runs/``), evaluates it with :func:`sirrbook.evaluation.evaluate` under both metric
 conventions on the test sets that are present, and stores the numbers with their provenance under
 ``results/<preset>/<experiment>/<seed>.json`` via :func:`sirrbook.results.load_or_compute`. Stored results
 are reused unless ``run.retrain`` is set, so a book rebuild is cheap and results computed on a GPU
@@ -48,15 +48,16 @@ from sirr.data.datasets import (
     available_datasets,
     evaluation_subset,
     load_dataset,
-    real_reflection_photos,
     sample_photos,
 )
 from sirr.data.images import read_image, to_image, to_tensor
 from sirr.data.pool import natural_photos
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.methods import get_method
-from sirr.metrics import downsize_max_side, evaluate, paired_difference, resize_multiple_of
+from sirr.metrics import downsize_max_side, resize_multiple_of
 from sirr.registry import FULL, LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, LA_VARIANTS, TABLES, TS_VARIANTS, Variant
+from sirrbook.evaluation import evaluate, paired_difference
+from sirrbook.photos import real_reflection_photos
 from sirrbook.results import load_image, load_or_compute, result_path, save_result
 from sirrbook.viz import image_grid
 from sirrbook.viz.tables import DATASET_NAMES
@@ -181,7 +182,7 @@ def _root_arg(run: RunConfig):
 
 
 def real_photos(run: RunConfig, n: int = 3) -> list:
-    """:func:`sirr.data.datasets.real_reflection_photos` for this run (longer side ≤ ``preset.eval.max_side``)."""
+    """:func:`sirrbook.photos.real_reflection_photos` for this run (longer side ≤ ``preset.eval.max_side``)."""
     return real_reflection_photos(_root_arg(run), n=n, max_side=run.preset.eval.max_side)
 
 
@@ -488,7 +489,7 @@ def identity_comparison(result: dict, identity: dict, metrics: Sequence[str] = C
     """``{dataset: {metric: paired difference}}`` of a stored result against the identity baseline, image by image.
 
     The images are matched by name, so only images both scored are compared; each entry is
-    :func:`sirr.metrics.paired_difference` (mean, 95% paired bootstrap interval, images better, verdict).
+    :func:`sirrbook.evaluation.paired_difference` (mean, 95% paired bootstrap interval, images better, verdict).
     """
     out: dict[str, dict[str, dict]] = {}
     for dname, entry in (result.get(key) or {}).items():

@@ -35,7 +35,8 @@ import torch
 from tqdm.auto import tqdm
 
 from sirr.config import REPO_ROOT, resolve_device
-from sirr.data.datasets import available_datasets, load_dataset, real_reflection_photos
+from sirr.data.datasets import available_datasets, load_dataset
+from sirrbook.photos import real_reflection_photos
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
 from sirrbook.inference import inference_precision, reuse_freed_memory
 from sirr.errors import SirrError
@@ -481,7 +482,7 @@ def example_photos(folder: str | Path, data_root=None, n: int = 3, max_side: int
     The real photos through glass under the data root (CEILNet's ``testdata_reflection_real``, then
     Zhang et al.'s ``real``), used in place -- or, with ``max_side``, as copies shrunk to that longer
     side written into ``folder``. Without them, LA-recipe blends of the packaged sample photos
-    (:func:`sirr.data.datasets.real_reflection_photos`' fallback, longer side ``max_side`` or 256) are
+    (:func:`sirrbook.photos.real_reflection_photos`' fallback, longer side ``max_side`` or 256) are
     written as PNGs into ``folder``. It logs which.
     """
     folder = Path(folder)

@@ -9,7 +9,7 @@ __all__ = [
     # sirr.data.images
     "ImageReadError", "OutputWouldOverwriteInput", "read_image", "image_size", "write_image", "to_tensor", "to_image",
     # sirr.data.datasets
-    "DATASETS", "load_dataset", "available_datasets", "sample_photos", "natural_photos", "real_reflection_photos",
+    "DATASETS", "load_dataset", "available_datasets", "sample_photos", "natural_photos",
     "real_training_pairs", "Sample", "PairDataset",
     # sirr.data.pool
     "build_pool", "PhotoPool",
@@ -21,7 +21,7 @@ _LAZY = {
     "to_tensor": "sirr.data.images", "to_image": "sirr.data.images",
     "DATASETS": "sirr.data.datasets", "load_dataset": "sirr.data.datasets",
     "available_datasets": "sirr.data.datasets", "sample_photos": "sirr.data.samples",
-    "natural_photos": "sirr.data.pool", "build_pool": "sirr.data.pool", "PhotoPool": "sirr.data.pool", "real_reflection_photos": "sirr.data.datasets",
+    "natural_photos": "sirr.data.pool", "build_pool": "sirr.data.pool", "PhotoPool": "sirr.data.pool",
     "real_training_pairs": "sirr.data.datasets", "Sample": "sirr.data.datasets", "PairDataset": "sirr.data.datasets",
 }
 
