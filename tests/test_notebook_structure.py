@@ -78,6 +78,15 @@ def test_first_code_cell_after_parameters_opens_the_chapter_and_is_hidden(path):
     assert "hide-input" in nxt.metadata.get("tags", []), f"{path.name}: tag the setup cell hide-input"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_verdict_cells_show_their_verdict_not_their_code(path):
+    nb = _read(path)
+    for i, c in enumerate(nb.cells, 1):
+        tags = c.metadata.get("tags", [])
+        if "verdict" in tags:
+            assert c.cell_type == "code" and "hide-input" in tags, f"{path.name}: cell {i} (verdict) must be hide-input"
+
+
 def test_open_chapter_resolves_prints_the_header_and_seeds(capsys, tmp_path):
     import torch
 
