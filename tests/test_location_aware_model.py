@@ -369,35 +369,6 @@ def test_cuda_matches_cpu_and_runs_under_bf16_autocast(monkeypatch):
     assert float(gpu.laplacian_kernel.grad.norm()) <= 0.25 + 1e-5
 
 
-def test_the_code_chapters_03_and_04_show_fits_80_columns():
-    """ch03 and ch04 include these functions as listings (literalinclude :pyobject:); a reader sees them without scrolling."""
-    import inspect
-    import json
-    import re
-
-    from sirr.models import location_aware as m
-    from sirr.paths import REPO_ROOT
-
-    import sirr.losses.location_aware as losses
-    import sirr.train.location_aware as training
-
-    modules = {"models/location_aware.py": m, "losses/location_aware.py": losses,
-               "train/location_aware.py": training}
-    shown = []
-    for chapter in ("03_location_aware_model", "04_train_location_aware"):
-        nb = json.loads((REPO_ROOT / "notebooks" / f"{chapter}.ipynb").read_text())
-        text = "".join("".join(c["source"]) for c in nb["cells"])
-        shown += re.findall(r"literalinclude\} \.\./lib/sirr/(\S+)\n:pyobject: (\S+)", text)
-    names = [name for _, name in shown]
-    assert "LocationAware.forward" in names and "la_step" in names and "LocationAwareLoss.forward" in names
-    for path, name in shown:
-        obj = modules[path]
-        for part in name.split("."):
-            obj = getattr(obj, part)
-        wide = [line for line in inspect.getsource(obj).splitlines() if len(line) > 80]
-        assert not wide, f"{name}: {len(wide)} lines over 80 columns, e.g. {wide[0]!r}"
-
-
 def test_the_switches_are_one_frozen_dataclass_and_keywords_still_work():
     import dataclasses
 

@@ -179,3 +179,30 @@ def test_every_chapter_ends_with_a_summary_and_exercises(path):
     exercises = "".join(cells[-1]["source"])
     numbered = re.findall(r"^(?:\*\*)?\d+\. ", exercises, flags=re.MULTILINE)  # "1. " or "**1. Title.**"
     assert 3 <= len(numbered) <= 5, f"{path.name}: {len(numbered)} exercises"
+
+
+def _listings() -> list[tuple[str, str, str]]:
+    """(chapter, file, object) of every ``literalinclude`` with ``:pyobject:`` in the chapters."""
+    out = []
+    for path in NOTEBOOKS:
+        text = "".join(c.source for c in _read(path).cells)
+        out += [(path.stem, f, o) for f, o in re.findall(r"literalinclude\} \.\./(\S+)\n:pyobject: (\S+)", text)]
+    return out
+
+
+def test_every_code_listing_fits_80_columns():
+    """A chapter's listing (literalinclude :pyobject:) is read without scrolling: decorators to last line <= 80 columns."""
+    listings = _listings()
+    shown = {o for _, _, o in listings}
+    assert {"LocationAware.forward", "la_step", "LocationAwareLoss.forward", "UNet.forward", "ts_step",
+            "synthesize_la", "laplacian_map"} <= shown
+    for chapter, file, name in listings:
+        source = (REPO_ROOT / file).read_text()
+        body, node = ast.parse(source).body, None
+        for part in name.split("."):
+            node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
+            assert node is not None, f"{chapter}: {file} has no {name} (the listing would be empty)"
+            body = node.body
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        wide = [line for line in source.splitlines()[first - 1:node.end_lineno] if len(line) > 80]
+        assert not wide, f"{chapter}: {name} has {len(wide)} lines over 80 columns, e.g. {wide[0]!r}"

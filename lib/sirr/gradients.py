@@ -55,35 +55,48 @@ def _normalise(m: torch.Tensor, normalize: str, bound: float) -> torch.Tensor:
     return torch.where(peak > 0, m / peak.clamp(min=torch.finfo(m.dtype).tiny), torch.zeros_like(m))
 
 
-def laplacian_map(img: torch.Tensor, normalize: str = "max", kernel: torch.Tensor | None = None) -> torch.Tensor:
-    """``L`` of LA Fig. 4: ``sum_c |k_L * img_c|``, normalised to [0, 1]; ``(B, C, H, W) -> (B, 1, H, W)``.
+def laplacian_map(
+    img: torch.Tensor,
+    normalize: str = "max",
+    kernel: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``L`` of LA Fig. 4: ``sum_c |k_L * img_c|``, normalised to [0, 1].
 
-    ``k_L`` (or ``kernel``, a 3x3 alternative such as a learned MLSM kernel) is applied to each
-    channel, as the MLSM applies its depthwise kernel; absolute responses are summed over channels.
-    Borders are replicated, so flat regions touching the border give 0 (the network itself zero-pads).
+    ``(B, C, H, W) -> (B, 1, H, W)``. ``k_L`` (or ``kernel``, a 3x3
+    alternative such as a learned MLSM kernel) is applied to each channel,
+    as the MLSM applies its depthwise kernel; absolute responses are summed
+    over channels. Borders are replicated, so flat regions touching the
+    border give 0 (the network itself zero-pads).
     """
     _check(img, normalize)
-    k = (LAPLACIAN_KERNEL if kernel is None else kernel).to(img.device, img.dtype)
-    resp = filter2d(img, k[None], border_type="replicate").abs().sum(dim=1, keepdim=True)
-    reach = max(float(k.clamp(min=0).sum()), float(-k.clamp(max=0).sum()))  # largest |response| on [0, 1] images
+    k = LAPLACIAN_KERNEL if kernel is None else kernel
+    k = k.to(img.device, img.dtype)  # k_L, (3, 3)
+    # sum_c |k_L * img_c| (LA Fig. 4)
+    resp = filter2d(img, k[None], border_type="replicate")  # (B, C, H, W)
+    resp = resp.abs().sum(dim=1, keepdim=True)  # (B, 1, H, W)
+    # largest |response| on [0, 1] images
+    reach = max(float(k.clamp(min=0).sum()), float(-k.clamp(max=0).sum()))
     return _normalise(resp, normalize, reach * img.shape[1])
 
 
 def edge_map(img: torch.Tensor, normalize: str = "max") -> torch.Tensor:
-    """``E`` of LA Fig. 4: CEILNet's edge map (Fan et al. 2017, LA ref. [4]), normalised to [0, 1].
+    """``E`` of LA Fig. 4: CEILNet's edge map (Fan et al. 2017, LA ref. [4]).
 
-    CEILNet's ``computeEdge.lua``: per channel, the x-gradient at a pixel is the mean of the
-    absolute differences to its left and right neighbours, ``(|x_{j+1} - x_j| + |x_j - x_{j-1}|) / 2``
-    (a missing neighbour at the border contributes 0), likewise in y; ``E = sum_c (G_x + G_y)``.
-    ``(B, C, H, W) -> (B, 1, H, W)``.
+    Normalised to [0, 1]; ``(B, C, H, W) -> (B, 1, H, W)``. CEILNet's
+    ``computeEdge.lua``: per channel, the x-gradient at a pixel is the mean
+    of the absolute differences to its left and right neighbours,
+    ``(|x_{j+1} - x_j| + |x_j - x_{j-1}|) / 2`` (a missing neighbour at the
+    border contributes 0), likewise in y; ``E = sum_c (G_x + G_y)``.
     """
     _check(img, normalize)
-    p = F.pad(img, (1, 1, 1, 1), mode="replicate")  # replicated border: zero difference, as CEILNet's zero-filled ends
-    dx = (p[..., 1:-1, 1:] - p[..., 1:-1, :-1]).abs()  # (B, C, H, W+1): differences between horizontal neighbours
-    dy = (p[..., 1:, 1:-1] - p[..., :-1, 1:-1]).abs()
-    gx = (dx[..., 1:] + dx[..., :-1]) / 2
-    gy = (dy[..., 1:, :] + dy[..., :-1, :]) / 2
-    e = (gx + gy).sum(dim=1, keepdim=True)
+    # replicated border: zero difference, as CEILNet's zero-filled ends
+    p = F.pad(img, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
+    # |differences| between horizontal (dx) and vertical (dy) neighbours
+    dx = (p[..., 1:-1, 1:] - p[..., 1:-1, :-1]).abs()  # (B, C, H, W+1)
+    dy = (p[..., 1:, 1:-1] - p[..., :-1, 1:-1]).abs()  # (B, C, H+1, W)
+    gx = (dx[..., 1:] + dx[..., :-1]) / 2  # G_x, (B, C, H, W)
+    gy = (dy[..., 1:, :] + dy[..., :-1, :]) / 2  # G_y, (B, C, H, W)
+    e = (gx + gy).sum(dim=1, keepdim=True)  # E, (B, 1, H, W)
     return _normalise(e, normalize, 2.0 * img.shape[1])
 
 
@@ -118,23 +131,37 @@ def region_energy(responses: torch.Tensor, mask: torch.Tensor, border: int = 16)
     return torch.stack(out, dim=-1)
 
 
-def layer_response_ratio(T: torch.Tensor, R: torch.Tensor, mlsm: nn.Module, mask: torch.Tensor | None = None,
-                         border: int = 16) -> torch.Tensor:
-    """How strongly each MLSM scale (LA Eq. 4) sees the reflection layer relative to the transmission: ``(B, S, 2)``.
+def layer_response_ratio(
+    T: torch.Tensor,
+    R: torch.Tensor,
+    mlsm: nn.Module,
+    mask: torch.Tensor | None = None,
+    border: int = 16,
+) -> torch.Tensor:
+    """Reflection / transmission response per MLSM scale (LA Eq. 4).
 
-    The MLSM is linear (bilinear resizing and a convolution, no bias), so for a blend ``I = T + R``
-    its features split exactly as ``F_s(I) = F_s(T) + F_s(R)``. This returns
-    ``mean |F_s(R)| / mean |F_s(T)|`` per image and scale, ``[..., 0]`` inside ``mask`` and
-    ``[..., 1]`` outside it (``mask=None``: the whole image is "inside", outside is NaN), leaving
-    out a ``border``-pixel frame as :func:`region_energy`. A ratio near 0 means the scale suppresses
-    the reflection; near or above 1 means the reflection is as visible as the transmission there.
+    How strongly each MLSM scale sees the reflection layer relative to the
+    transmission: ``(B, S, 2)``. The MLSM is linear (bilinear resizing and a
+    convolution, no bias), so for a blend ``I = T + R`` its features split
+    exactly as ``F_s(I) = F_s(T) + F_s(R)``. This returns
+    ``mean |F_s(R)| / mean |F_s(T)|`` per image and scale, ``[..., 0]``
+    inside ``mask`` and ``[..., 1]`` outside it (``mask=None``: the whole
+    image is "inside", outside is NaN), leaving out a ``border``-pixel frame
+    as :func:`region_energy`. A ratio near 0 means the scale suppresses the
+    reflection; near or above 1 means the reflection is as visible as the
+    transmission there.
     """
     _check(T, "max")
     _check(R, "max")
     if T.shape != R.shape:
-        raise GradientMapError(f"T {tuple(T.shape)} and R {tuple(R.shape)} must have the same shape")
-    if mask is None:
-        mask = torch.ones(T.shape[0], 1, *T.shape[-2:], dtype=torch.bool, device=T.device)
+        raise GradientMapError(
+            f"T {tuple(T.shape)} and R {tuple(R.shape)} "
+            "must have the same shape"
+        )
+    if mask is None:  # (B, 1, H, W), all inside
+        mask = torch.ones(T.shape[0], 1, *T.shape[-2:], dtype=torch.bool,
+                          device=T.device)
+    # mean |F_s(.)| inside / outside the mask (LA Eq. 4), (B, S, 2)
     e_r = region_energy(multiscale_responses(R, mlsm), mask, border)
     e_t = region_energy(multiscale_responses(T, mlsm), mask, border)
     return e_r / e_t

@@ -91,19 +91,21 @@ def downsize_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def _prepare(pred, gt, convention: str):
-    p = _as_hwc(pred, "pred")
+    p = _as_hwc(pred, "pred")  # (H, W, 3) float64
     g = _as_hwc(gt, "gt")
     if convention not in CONVENTIONS:
-        raise ValueError(f"unknown metric convention {convention!r}; use one of {CONVENTIONS}")
-    if convention == "la":
+        raise ValueError(f"unknown metric convention {convention!r}; "
+                         f"use one of {CONVENTIONS}")
+    if convention == "la":  # LA release: sides resized to multiples of 8
         p = resize_multiple_of(p, 8)
         g = resize_multiple_of(g, 8)
     if p.shape != g.shape:
-        raise ValueError(f"pred and gt differ in shape: {p.shape} vs {g.shape} (convention {convention!r})")
-    if convention == "errnet":
+        raise ValueError(f"pred and gt differ in shape: {p.shape} vs "
+                         f"{g.shape} (convention {convention!r})")
+    if convention == "errnet":  # clipped to [0, 1], scaled to [0, 255]
         p = np.clip(p, 0.0, 1.0) * 255.0
         g = np.clip(g, 0.0, 1.0) * 255.0
-    else:
+    else:  # "la": clipped to [0, 1]
         p = np.clip(p, 0.0, 1.0)
         g = np.clip(g, 0.0, 1.0)
     return p, g

@@ -116,26 +116,34 @@ def _param(value: Param, n: int, like: torch.Tensor, sample: Callable[[], torch.
     return torch.as_tensor(value, dtype=like.dtype, device=like.device).expand(n).clone()
 
 
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: torch.Tensor | None = None,
-                  border_type: str = "reflect") -> torch.Tensor:
-    """Blur each sample with its own Gaussian (``sigma``, ``radius``: ``(B,)``) by a separable per-sample filter.
+def gaussian_blur(
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    radius: torch.Tensor | None = None,
+    border_type: str = "reflect",
+) -> torch.Tensor:
+    """Per-sample separable Gaussian blur of ``R`` (LA Eq. 6, CEILNet, TS).
 
-    The kernel of sample ``b`` is ``exp(-k^2 / (2 sigma_b^2))`` for ``|k| <= radius_b``, normalised
-    to sum 1 -- what ``cv2.GaussianBlur(x, (2r+1, 2r+1), sigma)`` uses. ``radius=None`` gives
-    Zhang et al.'s ``ceil(2 sigma)``. ``sigma = 0`` (or ``radius = 0``) leaves the sample unchanged.
-    ``border_type``: kornia's name; ``"reflect"`` is OpenCV's default ``BORDER_REFLECT_101``.
+    Each sample is blurred with its own Gaussian (``sigma``, ``radius``:
+    ``(B,)``) by a separable per-sample filter. The kernel of sample ``b``
+    is ``exp(-k^2 / (2 sigma_b^2))`` for ``|k| <= radius_b``, normalised to
+    sum 1 -- what ``cv2.GaussianBlur(x, (2r+1, 2r+1), sigma)`` uses.
+    ``radius=None`` gives Zhang et al.'s ``ceil(2 sigma)``. ``sigma = 0``
+    (or ``radius = 0``) leaves the sample unchanged. ``border_type``:
+    kornia's name; ``"reflect"`` is OpenCV's default ``BORDER_REFLECT_101``.
     """
     if radius is None:
-        radius = torch.ceil(2 * sigma)
+        radius = torch.ceil(2 * sigma)  # Zhang et al.'s radius, (B,)
     radius = radius.to(torch.long)
     kmax = int(radius.max().item()) if radius.numel() else 0
     if kmax == 0:
         return x
     offsets = torch.arange(-kmax, kmax + 1, device=x.device, dtype=x.dtype)
-    s = sigma.to(x.dtype).clamp(min=1e-6)[:, None]
+    s = sigma.to(x.dtype).clamp(min=1e-6)[:, None]  # (B, 1)
+    # exp(-k^2 / (2 sigma_b^2)), (B, 2 kmax + 1)
     kernel = torch.exp(-(offsets[None] ** 2) / (2 * s**2))
-    kernel = kernel * (offsets.abs()[None] <= radius[:, None])
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    kernel = kernel * (offsets.abs()[None] <= radius[:, None])  # |k| <= r_b
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # sums to 1
     return filter2d_separable(x, kernel, kernel, border_type=border_type)
 
 
@@ -152,14 +160,21 @@ def vignetting_profile(length: int, nsig: float, *, device=None, dtype=torch.flo
     return (k / k.max()).to(device=device, dtype=dtype)
 
 
-def ghost(R: torch.Tensor, shift: torch.Tensor, attenuation: float = 1.25) -> torch.Tensor:
-    """Ghosting of the TS release: ``(R + R shifted by (dx, dy) px) / attenuation`` (shift ``(B, 2)``, bilinear, border fill).
+def ghost(
+    R: torch.Tensor,
+    shift: torch.Tensor,
+    attenuation: float = 1.25,
+) -> torch.Tensor:
+    """Ghosting of the TS release (Li & Lun 2019): ``(R + R_shifted) / att``.
 
-    Two close impulses as a convolution kernel; the release translates with torchsample's
+    ``R_shifted`` is ``R`` shifted by ``(dx, dy)`` px (``shift``: ``(B, 2)``;
+    bilinear, border fill); ``att`` is ``attenuation``. Two close impulses
+    as a convolution kernel; the release translates with torchsample's
     ``RandomTranslate`` (continuous shift, bilinear) and divides by 1.25.
     """
-    shifted = translate(R, shift.to(R.dtype), mode="bilinear", padding_mode="border", align_corners=True)
-    return (R + shifted) / attenuation
+    shifted = translate(R, shift.to(R.dtype), mode="bilinear",
+                        padding_mode="border", align_corners=True)
+    return (R + shifted) / attenuation  # (B, 3, H, W)
 
 
 def _overflow_fix_per_channel(r_blur: torch.Tensor, t_lin: torch.Tensor, att: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,63 +216,85 @@ def synthesize_la(
     sigma: Param = None,
     att: Param = None,
 ) -> dict[str, torch.Tensor]:
-    """LA Eq. 6 with inverse gamma, as Zhang et al. 2018 / IBCLN implement it: ``I = (R_blur*mask + alpha*g_inv(T))^(1/2.2)``.
+    """LA Eq. 6 with inverse gamma, as Zhang et al. 2018 / IBCLN implement it.
 
-    Steps (``syn_data`` of Zhang et al.'s ``main.py``), per sample:
+    ``I = (R_blur*mask + alpha*g_inv(T))^(1/2.2)``. Steps (``syn_data`` of
+    Zhang et al.'s ``main.py``), per sample:
 
     1. linearise ``T`` and ``R`` (``x ** 2.2``);
-    2. blur ``R`` with a Gaussian, sigma drawn from ``sigma_values`` (80 values in [1, 5]), kernel ``2 ceil(2 sigma) + 1``;
-    3. overflow fix per channel: ``mean_i`` = mean of the blend ``R_blur + T`` over its values above 1 (1 if none);
-       ``R_blur -= (mean_i - 1) * att`` with ``att ~ U[1.08, 1.18)``, then clip ``R_blur`` to [0, 1];
-    4. vignetting: multiply ``R_blur`` by a random ``H x W`` window of ``gkern(560, 3)``;
-    5. ``I = clip((R_blur * mask + alpha * T_lin) ** (1/2.2))``, ``alpha ~ (0.8, 1]``;
-       ground truth ``T`` is the input ``T`` (not scaled by alpha), ``R = (R_blur * mask) ** (1/2.2)``.
+    2. blur ``R`` with a Gaussian, sigma drawn from ``sigma_values``
+       (80 values in [1, 5]), kernel ``2 ceil(2 sigma) + 1``;
+    3. overflow fix per channel: ``mean_i`` = mean of the blend
+       ``R_blur + T`` over its values above 1 (1 if none);
+       ``R_blur -= (mean_i - 1) * att`` with ``att ~ U[1.08, 1.18)``,
+       then clip ``R_blur`` to [0, 1];
+    4. vignetting: multiply ``R_blur`` by a random ``H x W`` window of
+       ``gkern(560, 3)``;
+    5. ``I = clip((R_blur * mask + alpha * T_lin) ** (1/2.2))``,
+       ``alpha ~ (0.8, 1]``; ground truth ``T`` is the input ``T`` (not
+       scaled by alpha), ``R = (R_blur * mask) ** (1/2.2)``.
 
-    Release detail: step 3 subtracts the amount from the whole channel (the release code), not only
-    where the blend exceeds 1. ``keep`` applies the training loop's skip rules: a sample is skipped
-    when ``mean(T)/2 > mean(R)`` (input photos, before synthesis), when ``max(T)`` or ``max(R_out)``
-    ``< 0.15``, or when ``max(I) < 0.1``. Sides above 549 px use a longer vignetting kernel
-    (``side + 11``, same ``nsig = 3``) since the release's 560-px one cannot fit them.
+    Release detail: step 3 subtracts the amount from the whole channel (the
+    release code), not only where the blend exceeds 1. ``keep`` applies the
+    training loop's skip rules: a sample is skipped when
+    ``mean(T)/2 > mean(R)`` (input photos, before synthesis), when
+    ``max(T)`` or ``max(R_out)`` ``< 0.15``, or when ``max(I) < 0.1``.
+    Sides above 549 px use a longer vignetting kernel (``side + 11``, same
+    ``nsig = 3``) since the release's 560-px one cannot fit them.
 
-    Returns ``I, T, R, alpha, sigma, att, mask`` (``(B, 1, H, W)`` vignetting), ``overflow``
-    (``(B, 3)`` subtracted amount), ``rules`` (``(B, 3)`` bool, which of :data:`LA_SKIP_RULES` fire)
-    and ``keep`` (no rule fires; all True when ``skip_rules=False``). ``att=0`` disables the overflow fix.
+    Returns ``I, T, R, alpha, sigma, att, mask`` (``(B, 1, H, W)``
+    vignetting), ``overflow`` (``(B, 3)`` subtracted amount), ``rules``
+    (``(B, 3)`` bool, which of :data:`LA_SKIP_RULES` fire) and ``keep``
+    (no rule fires; all True when ``skip_rules=False``). ``att=0`` disables
+    the overflow fix.
     """
     _check_pair(T, R)
     _check_generator(generator, T.device)
     B, _, H, W = T.shape
-    alpha_t = _param(alpha, B, T, lambda: alpha_range[1] - _uniform(B, 0, alpha_range[1] - alpha_range[0], generator, T))
+    # alpha ~ (0.8, 1], (B,)
+    alpha_t = _param(alpha, B, T, lambda: alpha_range[1] - _uniform(
+        B, 0, alpha_range[1] - alpha_range[0], generator, T))
     values = torch.as_tensor(list(sigma_values), dtype=T.dtype, device=T.device)
-    sigma_t = _param(sigma, B, T, lambda: values[torch.randint(len(values), (B,), generator=generator, device=T.device)])
+    # sigma drawn from sigma_values, (B,)
+    sigma_t = _param(sigma, B, T, lambda: values[torch.randint(
+        len(values), (B,), generator=generator, device=T.device)])
     att_t = _param(att, B, T, lambda: _uniform(B, *att_range, generator, T))
 
-    t_lin, r_lin = gamma_inverse(T), gamma_inverse(R)
-    r_blur = gaussian_blur(r_lin, sigma_t)
+    t_lin, r_lin = gamma_inverse(T), gamma_inverse(R)  # step 1, (B, 3, H, W)
+    r_blur = gaussian_blur(r_lin, sigma_t)  # step 2
+    # step 3: overflow fix, (B, 3, H, W) and (B, 3)
     r_blur, overflow = _overflow_fix_per_channel(r_blur, t_lin, att_t)
 
-    if vignetting:
+    if vignetting:  # step 4
         L = max(LA_VIGNETTE_SIZE, H + 11, W + 11)
         prof = vignetting_profile(L, 3.0, device=T.device, dtype=T.dtype)
-        # the release: newh = randint(0, 560 - h - 10), neww likewise (upper bound exclusive)
-        oy = torch.randint(L - H - 10, (B,), generator=generator, device=T.device)
-        ox = torch.randint(L - W - 10, (B,), generator=generator, device=T.device)
+        # the release: newh = randint(0, 560 - h - 10), neww likewise
+        # (upper bound exclusive)
+        oy = torch.randint(L - H - 10, (B,), generator=generator,
+                           device=T.device)
+        ox = torch.randint(L - W - 10, (B,), generator=generator,
+                           device=T.device)
         rows = prof[oy[:, None] + torch.arange(H, device=T.device)[None]]
         cols = prof[ox[:, None] + torch.arange(W, device=T.device)[None]]
-        mask = (rows[:, :, None] * cols[:, None, :])[:, None]
+        mask = (rows[:, :, None] * cols[:, None, :])[:, None]  # (B, 1, H, W)
     else:
         mask = torch.ones(B, 1, H, W, dtype=T.dtype, device=T.device)
-    r_blur_mask = r_blur * mask
-    I = gamma_correct(r_blur_mask + alpha_t[:, None, None, None] * t_lin).clamp(0, 1)
+    # step 5, LA Eq. 6: I = clip(g(R_blur * mask + alpha * g_inv(T)))
+    r_blur_mask = r_blur * mask  # (B, 3, H, W)
+    a = alpha_t[:, None, None, None]  # (B, 1, 1, 1)
+    I = gamma_correct(r_blur_mask + a * t_lin).clamp(0, 1)  # (B, 3, H, W)
     R_out = gamma_correct(r_blur_mask)
 
-    rules = torch.stack([
+    rules = torch.stack([  # LA_SKIP_RULES, (B, 3)
         T.mean(dim=(1, 2, 3)) / 2 > R.mean(dim=(1, 2, 3)),
         (T.amax(dim=(1, 2, 3)) < 0.15) | (R_out.amax(dim=(1, 2, 3)) < 0.15),
         I.amax(dim=(1, 2, 3)) < 0.1,
     ], dim=1)
-    keep = ~rules.any(dim=1) if skip_rules else torch.ones(B, dtype=torch.bool, device=T.device)
-    return {"I": I, "T": T, "R": R_out, "alpha": alpha_t, "sigma": sigma_t, "att": att_t, "mask": mask,
-            "overflow": overflow, "rules": rules, "keep": keep}
+    keep = (~rules.any(dim=1) if skip_rules
+            else torch.ones(B, dtype=torch.bool, device=T.device))
+    return {"I": I, "T": T, "R": R_out, "alpha": alpha_t, "sigma": sigma_t,
+            "att": att_t, "mask": mask, "overflow": overflow, "rules": rules,
+            "keep": keep}
 
 
 def synthesize_ceilnet(
@@ -270,30 +307,38 @@ def synthesize_ceilnet(
     overflow_factor: float = 1.3,
     sigma: Param = None,
 ) -> dict[str, torch.Tensor]:
-    """CEILNet's synthesis (Fan et al. 2017, ``generate_data_reflection.lua``): ``I = clip(T + R_blur)``, stored ``R = I - T``.
+    """CEILNet's synthesis (Fan et al. 2017): ``I = clip(T + R_blur)``.
 
-    No gamma. ``R`` is blurred with a fixed ``kernel_size`` Gaussian, ``sigma ~ U[2, 5]``, zero
-    padding (torch7 ``image.convolve(..., 'same')``). If the blend exceeds 1 anywhere, the mean of
-    ``blend - 1`` over all overflowing values (all channels) times 1.3 is subtracted from
-    ``R_blur``, which is clipped to [0, 1]; the blend is clipped and the stored reflection is
-    ``I - T`` (CEILNet's ``label2``).
+    As ``generate_data_reflection.lua``; stored ``R = I - T``. No gamma.
+    ``R`` is blurred with a fixed ``kernel_size`` Gaussian,
+    ``sigma ~ U[2, 5]``, zero padding (torch7
+    ``image.convolve(..., 'same')``). If the blend exceeds 1 anywhere, the
+    mean of ``blend - 1`` over all overflowing values (all channels) times
+    1.3 is subtracted from ``R_blur``, which is clipped to [0, 1]; the blend
+    is clipped and the stored reflection is ``I - T`` (CEILNet's
+    ``label2``).
 
-    Returns ``I, T, R, alpha`` (ones), ``sigma``, ``overflow`` (``(B,)`` subtracted amount), ``keep`` (all True).
+    Returns ``I, T, R, alpha`` (ones), ``sigma``, ``overflow`` (``(B,)``
+    subtracted amount), ``keep`` (all True).
     """
     _check_pair(T, R)
     _check_generator(generator, T.device)
     B = T.shape[0]
-    sigma_t = _param(sigma, B, T, lambda: _uniform(B, *sigma_range, generator, T))
+    sigma_t = _param(  # sigma ~ U[2, 5], (B,)
+        sigma, B, T, lambda: _uniform(B, *sigma_range, generator, T))
     radius = torch.full((B,), kernel_size // 2, device=T.device)
     r_blur = gaussian_blur(R, sigma_t, radius, border_type="constant")
-    blend = T + r_blur
+    blend = T + r_blur  # (B, 3, H, W)
     over = blend > 1
-    mean_over = ((blend - 1) * over).sum(dim=(1, 2, 3)) / over.sum(dim=(1, 2, 3)).clamp(min=1)
-    amount = overflow_factor * mean_over
+    # mean of blend - 1 over all overflowing values (all channels), (B,)
+    excess = ((blend - 1) * over).sum(dim=(1, 2, 3))
+    mean_over = excess / over.sum(dim=(1, 2, 3)).clamp(min=1)
+    amount = overflow_factor * mean_over  # (B,)
     r_blur = (r_blur - amount[:, None, None, None]).clamp(0, 1)
-    I = (T + r_blur).clamp(0, 1)
+    I = (T + r_blur).clamp(0, 1)  # I = clip(T + R_blur), (B, 3, H, W)
     ones = torch.ones(B, dtype=T.dtype, device=T.device)
-    return {"I": I, "T": T, "R": I - T, "alpha": ones, "sigma": sigma_t, "overflow": amount,
+    return {"I": I, "T": T, "R": I - T, "alpha": ones, "sigma": sigma_t,
+            "overflow": amount,
             "keep": torch.ones(B, dtype=torch.bool, device=T.device)}
 
 
@@ -313,50 +358,66 @@ def synthesize_ts(
     vignette: Param = None,
     shift: torch.Tensor | Sequence[float] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The TS release's synthesis (Li & Lun 2019, RM2S ``custom_data_reflection_simulation.py``): ``I = clip(alpha T + R)``.
+    """TS release's synthesis (Li & Lun 2019): ``I = clip(alpha T + R)``.
 
-    Per sample:
+    As RM2S ``custom_data_reflection_simulation.py``, per sample:
 
-    1. linearise (``** 2.2``), blur ``R`` with ``sigma ~ U[0, 3)``, kernel ``2 ceil(2 sigma) + 1``
-       (``sigma = 0``: no blur);
-    2. the same per-channel overflow fix as Zhang et al. (``att ~ U[1.08, 1.18)``; the release
-       keeps it although the spec does not list it);
-    3. weak vignetting: ``R_blur * v * gkern(side, 1)`` with ``v ~ U(0, 0.2)`` (a centred mask over the
-       whole image), back to sRGB with ``** (1/2.2)``;
-    4. ground truth ``T = alpha * T`` with ``alpha ~ (0.67, 1]`` (the release scales the
-       gamma-corrected ``T``);
-    5. ghosting: ``R = (R + R shifted by (dx, dy)) / 1.25``, ``dx, dy ~ U[-15, 15] * side / 256`` px;
+    1. linearise (``** 2.2``), blur ``R`` with ``sigma ~ U[0, 3)``, kernel
+       ``2 ceil(2 sigma) + 1`` (``sigma = 0``: no blur);
+    2. the same per-channel overflow fix as Zhang et al.
+       (``att ~ U[1.08, 1.18)``; the release keeps it although the spec
+       does not list it);
+    3. weak vignetting: ``R_blur * v * gkern(side, 1)`` with
+       ``v ~ U(0, 0.2)`` (a centred mask over the whole image), back to
+       sRGB with ``** (1/2.2)``;
+    4. ground truth ``T = alpha * T`` with ``alpha ~ (0.67, 1]`` (the
+       release scales the gamma-corrected ``T``);
+    5. ghosting: ``R = (R + R shifted by (dx, dy)) / 1.25``,
+       ``dx, dy ~ U[-15, 15] * side / 256`` px;
     6. ``I = clip(T + R, 0, 1)``; the stored ``R`` is not clipped.
 
-    ``shift`` fixes the ghost offset, ``(dx, dy)`` px or a ``(B, 2)`` tensor. Returns
-    ``I, T, R, alpha, sigma, att, vignette, shift, keep`` (all True: the release has no skip rules).
+    ``shift`` fixes the ghost offset, ``(dx, dy)`` px or a ``(B, 2)``
+    tensor. Returns ``I, T, R, alpha, sigma, att, vignette, shift, keep``
+    (all True: the release has no skip rules).
     """
     _check_pair(T, R)
     _check_generator(generator, T.device)
     B, _, H, W = T.shape
-    sigma_t = _param(sigma, B, T, lambda: _uniform(B, *sigma_range, generator, T))
+    # sigma ~ U[0, 3), att ~ U[1.08, 1.18), v ~ U(0, 0.2), alpha ~ (0.67, 1]
+    sigma_t = _param(
+        sigma, B, T, lambda: _uniform(B, *sigma_range, generator, T))
     att_t = _uniform(B, *att_range, generator, T)
-    vig_t = _param(vignette, B, T, lambda: _uniform(B, *vignette_range, generator, T))
-    alpha_t = _param(alpha, B, T, lambda: alpha_range[1] - _uniform(B, 0, alpha_range[1] - alpha_range[0], generator, T))
-    if shift is None:
-        scale = torch.tensor([W / 256.0, H / 256.0], dtype=T.dtype, device=T.device)
-        shift_t = (2 * torch.rand(B, 2, generator=generator, device=T.device, dtype=T.dtype) - 1) * max_shift * scale
+    vig_t = _param(
+        vignette, B, T, lambda: _uniform(B, *vignette_range, generator, T))
+    alpha_t = _param(alpha, B, T, lambda: alpha_range[1] - _uniform(
+        B, 0, alpha_range[1] - alpha_range[0], generator, T))
+    if shift is None:  # (dx, dy) ~ U[-15, 15] * side / 256 px
+        scale = torch.tensor([W / 256.0, H / 256.0], dtype=T.dtype,
+                             device=T.device)
+        u = torch.rand(B, 2, generator=generator, device=T.device,
+                       dtype=T.dtype)  # (B, 2)
+        shift_t = (2 * u - 1) * max_shift * scale
     else:
-        shift_t = torch.as_tensor(shift, dtype=T.dtype, device=T.device).reshape(-1, 2).expand(B, 2).clone()
+        shift_t = torch.as_tensor(shift, dtype=T.dtype, device=T.device)
+        shift_t = shift_t.reshape(-1, 2).expand(B, 2).clone()  # (B, 2)
 
-    t_lin, r_lin = gamma_inverse(T), gamma_inverse(R)
+    t_lin, r_lin = gamma_inverse(T), gamma_inverse(R)  # step 1, (B, 3, H, W)
     r_blur = gaussian_blur(r_lin, sigma_t)
+    # step 2: Zhang et al.'s overflow fix
     r_blur, overflow = _overflow_fix_per_channel(r_blur, t_lin, att_t)
+    # step 3: v * gkern(side, 1), a centred mask, (B, 1, H, W)
     rows = vignetting_profile(H, 1.0, device=T.device, dtype=T.dtype)
     cols = vignetting_profile(W, 1.0, device=T.device, dtype=T.dtype)
-    mask = vig_t[:, None, None, None] * (rows[:, None] * cols[None, :])[None, None]
+    gk = (rows[:, None] * cols[None, :])[None, None]  # (1, 1, H, W)
+    mask = vig_t[:, None, None, None] * gk
     R_out = gamma_correct(r_blur * mask)
-    if ghosting:
+    if ghosting:  # step 5
         R_out = ghost(R_out, shift_t)
-    T_out = alpha_t[:, None, None, None] * T
-    I = (T_out + R_out).clamp(0, 1)
-    return {"I": I, "T": T_out, "R": R_out, "alpha": alpha_t, "sigma": sigma_t, "att": att_t,
-            "vignette": vig_t, "shift": shift_t, "overflow": overflow,
+    T_out = alpha_t[:, None, None, None] * T  # step 4
+    I = (T_out + R_out).clamp(0, 1)  # step 6: I = clip(alpha T + R)
+    return {"I": I, "T": T_out, "R": R_out, "alpha": alpha_t,
+            "sigma": sigma_t, "att": att_t, "vignette": vig_t,
+            "shift": shift_t, "overflow": overflow,
             "keep": torch.ones(B, dtype=torch.bool, device=T.device)}
 
 

@@ -96,40 +96,48 @@ def _conv_bn(cin: int, cout: int, kernel: int, stride: int, padding: int, act: n
 
 
 class EncoderLevel(nn.Sequential):
-    """One encoder level (paper: stride-2 conv + BatchNorm + ReLU; release ``down``).
+    """Encoder level (paper: stride-2 conv, BatchNorm, ReLU; release ``down``).
 
-    4×4 stride-2 conv keeping the width, then two 5×5 convs to ``out_channels``; every conv without
-    bias and followed by BatchNorm and ReLU. Halves H and W.
+    4×4 stride-2 conv keeping the width, then two 5×5 convs to
+    ``out_channels``; every conv without bias and followed by BatchNorm and
+    ReLU. Halves H and W.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
+        cin, cout = in_channels, out_channels
         super().__init__(
-            *_conv_bn(in_channels, in_channels, 4, 2, 1, nn.ReLU(inplace=True)),
-            *_conv_bn(in_channels, out_channels, 5, 1, 2, nn.ReLU(inplace=True)),
-            *_conv_bn(out_channels, out_channels, 5, 1, 2, nn.ReLU(inplace=True)),
+            # (B, cin, H, W) → (B, cin, H/2, W/2)
+            *_conv_bn(cin, cin, 4, 2, 1, nn.ReLU(inplace=True)),
+            # → (B, cout, H/2, W/2)
+            *_conv_bn(cin, cout, 5, 1, 2, nn.ReLU(inplace=True)),
+            *_conv_bn(cout, cout, 5, 1, 2, nn.ReLU(inplace=True)),
         )
 
 
 class DecoderLevel(nn.Module):
-    """One decoder level (paper: transposed conv + BatchNorm + LeakyReLU; release ``up``).
+    """Decoder level (paper: deconv + BatchNorm + LeakyReLU; release ``up``).
 
-    Concatenates the encoder skip with the input ([skip, x]), 4×4 stride-2 transposed conv keeping the
-    width, then two 5×5 convs to ``out_channels``; no biases, each followed by BatchNorm and
+    Concatenates the encoder skip with the input ([skip, x]), 4×4 stride-2
+    transposed conv keeping the width, then two 5×5 convs to
+    ``out_channels``; no biases, each followed by BatchNorm and
     LeakyReLU(0.2). Doubles H and W.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         lrelu = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
-        self.up = nn.ConvTranspose2d(in_channels, in_channels, 4, 2, 1, bias=False)
-        self.convs = nn.Sequential(
-            nn.BatchNorm2d(in_channels), lrelu(),
-            *_conv_bn(in_channels, out_channels, 5, 1, 2, lrelu()),
-            *_conv_bn(out_channels, out_channels, 5, 1, 2, lrelu()),
+        cin, cout = in_channels, out_channels
+        # (B, cin, H, W) → (B, cin, 2H, 2W)
+        self.up = nn.ConvTranspose2d(cin, cin, 4, 2, 1, bias=False)
+        self.convs = nn.Sequential(  # → (B, cout, 2H, 2W)
+            nn.BatchNorm2d(cin), lrelu(),
+            *_conv_bn(cin, cout, 5, 1, 2, lrelu()),
+            *_conv_bn(cout, cout, 5, 1, 2, lrelu()),
         )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.convs(self.up(torch.cat([skip, x], dim=1)))
+        x = torch.cat([skip, x], dim=1)  # [skip, x]: (B, in_channels, H, W)
+        return self.convs(self.up(x))  # (B, out_channels, 2H, 2W)
 
 
 def _scaled(widths: Sequence[int], scale: float) -> tuple[int, ...]:
@@ -233,20 +241,27 @@ class UNet(nn.Module):
         """(B, in_channels, H, W) → (B, out_channels, H, W) in (0, 1)."""
         _check_image(x, "UNet", self.in_channels)
         h, w = x.shape[-2:]
+        # padded (reflect/replicate) to (B, C, H', W'), H', W' multiples of 64
         x = pad_to_multiple(x, MULTIPLE)
-        if self.training and x.shape[0] * (x.shape[-2] // MULTIPLE) * (x.shape[-1] // MULTIPLE) == 1:
+        b, _, hp, wp = x.shape
+        if self.training and b * (hp // MULTIPLE) * (wp // MULTIPLE) == 1:
             raise TwoStageInputError(
-                f"UNet in training mode got one {h}x{w} image, which leaves a single value per channel at the "
-                "1x1 bottleneck where BatchNorm needs more: use a batch of >= 2, sides > 64, or model.eval()"
+                f"UNet in training mode got one {h}x{w} image, which leaves "
+                "a single value per channel at the 1x1 bottleneck where "
+                "BatchNorm needs more: use a batch of >= 2, sides > 64, "
+                "or model.eval()"
             )
         skips = []
-        for level in self.encoder:
-            x = level(x)
+        for level in self.encoder:  # levels 1-5
+            x = level(x)  # (B, widths[i], H'/2^(i+1), W'/2^(i+1))
             skips.append(x)
+        # level 6: (B, bottleneck, H'/64, W'/64),
+        # then back up to (B, widths[-1], H'/32, W'/32)
         x = self.bottleneck_up(self.bottleneck(x))
-        for level, skip in zip(self.decoder, reversed(skips)):
-            x = level(x, skip)
-        return torch.sigmoid(self.head(x))[..., :h, :w]
+        for level, skip in zip(self.decoder, reversed(skips)):  # [skip, x]
+            x = level(x, skip)  # (B, decoder_widths[i], H'/2^(4-i), W'/2^(4-i))
+        y = torch.sigmoid(self.head(x))  # (B, out_channels, H', W') in (0, 1)
+        return y[..., :h, :w]  # cropped back: (B, out_channels, H, W)
 
 
 class WGANDiscriminator(nn.Module):
@@ -461,27 +476,35 @@ def gradient_magnitude(x: torch.Tensor, ksize: int = 5) -> torch.Tensor:
 
 
 def confidence_map(
-    I: torch.Tensor, b_initial: torch.Tensor, eps: float = 1e-7, mask_threshold: float = 1.0, ksize: int = 5
+    I: torch.Tensor,
+    b_initial: torch.Tensor,
+    eps: float = 1e-7,
+    mask_threshold: float = 1.0,
+    ksize: int = 5,
 ) -> torch.Tensor:
     """Reflection-gradient confidence C_rf of TS Eq. 5, (B, 1, H, W):
 
     C_rf = log(G_{I−B_ini} / (G_{B_ini} + ε) + 1) · M,   M = [G_I > 1],
 
-    G from :func:`gradient_magnitude` (5×5 Sobel), ε = 1e-7 (release). High where I − B_ini has a
-    strong gradient that B_ini lacks (a reflection edge), low where B_ini keeps the edge (a background
-    edge whose attenuated copy is in the residual), 0 off the mask.
+    G from :func:`gradient_magnitude` (5×5 Sobel), ε = 1e-7 (release). High
+    where I − B_ini has a strong gradient that B_ini lacks (a reflection
+    edge), low where B_ini keeps the edge (a background edge whose
+    attenuated copy is in the residual), 0 off the mask.
     """
     _check_image(I, "confidence_map (I)")
     if not isinstance(b_initial, torch.Tensor) or b_initial.shape != I.shape:
-        shape = tuple(b_initial.shape) if isinstance(b_initial, torch.Tensor) else type(b_initial).__name__
-        raise TwoStageInputError(f"confidence_map: b_initial must have I's shape {tuple(I.shape)}; got {shape}")
+        shape = (tuple(b_initial.shape) if isinstance(b_initial, torch.Tensor)
+                 else type(b_initial).__name__)
+        raise TwoStageInputError(
+            "confidence_map: b_initial must have I's shape "
+            f"{tuple(I.shape)}; got {shape}")
     if eps <= 0:
         raise ValueError(f"confidence_map: eps must be positive; got {eps}")
     I, b_initial = I.float(), b_initial.float()
-    g_res = gradient_magnitude(I - b_initial, ksize)
-    g_ini = gradient_magnitude(b_initial, ksize)
-    mask = gradient_magnitude(I, ksize) > mask_threshold
-    return torch.log(g_res / (g_ini + eps) + 1.0) * mask
+    g_res = gradient_magnitude(I - b_initial, ksize)  # G_{I−B_ini}
+    g_ini = gradient_magnitude(b_initial, ksize)  # G_{B_ini}: (B, 1, H, W)
+    mask = gradient_magnitude(I, ksize) > mask_threshold  # M = [G_I > 1]
+    return torch.log(g_res / (g_ini + eps) + 1.0) * mask  # C_rf, TS Eq. 5
 
 
 class TwoMeans(NamedTuple):
@@ -502,36 +525,43 @@ class TwoMeans(NamedTuple):
         return self.high - c1 * gap, self.low + c2 * gap
 
 
-def two_means_threshold(values: torch.Tensor | np.ndarray | Sequence[float]) -> TwoMeans:
-    """Globally optimal 2-means of the non-zero ``values`` (any shape), for the threshold ξ of TS Eq. 6.
+def two_means_threshold(
+    values: torch.Tensor | np.ndarray | Sequence[float],
+) -> TwoMeans:
+    """Globally optimal 2-means of the non-zero ``values``: ξ of TS Eq. 6.
 
-    In 1-D an optimal 2-clustering splits the sorted values into a prefix and a suffix, so sorting
-    and prefix sums try every split in O(n log n): the split maximising k·μ_low² + (n−k)·μ_high²
-    (equivalently minimising the within-cluster sum of squares) wins, the first on ties; splits only
-    between distinct values. Deterministic, no iterations or random restarts (the release runs
-    sklearn's ``KMeans``, a local search, on the same values). Zeros are ignored (off the mask M);
-    no non-zero values gives ``TwoMeans(0, 0, 0, 0)``, a single distinct value low = high = ξ.
+    ``values`` may have any shape. In 1-D an optimal 2-clustering splits the
+    sorted values into a prefix and a suffix, so sorting and prefix sums try
+    every split in O(n log n): the split maximising k·μ_low² + (n−k)·μ_high²
+    (equivalently minimising the within-cluster sum of squares) wins, the
+    first on ties; splits only between distinct values. Deterministic, no
+    iterations or random restarts (the release runs sklearn's ``KMeans``, a
+    local search, on the same values). Zeros are ignored (off the mask M);
+    no non-zero values gives ``TwoMeans(0, 0, 0, 0)``, a single distinct
+    value low = high = ξ.
     """
     if isinstance(values, torch.Tensor):
         values = values.detach().to("cpu", torch.float64).numpy()
     v = np.asarray(values, dtype=np.float64).ravel()
     if not np.all(np.isfinite(v)):
         raise ValueError("two_means_threshold: values contain NaN or infinity")
-    v = np.sort(v[v != 0])
+    v = np.sort(v[v != 0])  # non-zero values (zeros: off M), ascending
     n = int(v.size)
     if n == 0:
         return TwoMeans(0.0, 0.0, 0.0, 0)
     if v[0] == v[-1]:
         return TwoMeans(float(v[0]), float(v[0]), float(v[0]), n)
     shift = v.mean()
-    prefix = np.cumsum(v - shift)[:-1]  # sums of the k lowest (shifted), k = 1..n-1
+    # sums of the k lowest (shifted), k = 1..n-1: (n-1,)
+    prefix = np.cumsum(v - shift)[:-1]
     total = float(np.sum(v - shift))
     k = np.arange(1, n, dtype=np.float64)
+    # k·μ_low² + (n−k)·μ_high² of every split (of the shifted values)
     score = prefix**2 / k + (total - prefix) ** 2 / (n - k)
-    score[v[1:] == v[:-1]] = -np.inf  # a split must fall between two distinct values
-    best = int(np.argmax(score)) + 1
+    score[v[1:] == v[:-1]] = -np.inf  # split only between distinct values
+    best = int(np.argmax(score)) + 1  # the first maximum: k lowest are "low"
     low, high = float(v[:best].mean()), float(v[best:].mean())
-    return TwoMeans((low + high) / 2.0, low, high, n)
+    return TwoMeans((low + high) / 2.0, low, high, n)  # ξ = the midpoint
 
 
 def _per_image(values: Any, batch: int, name: str) -> torch.Tensor:

@@ -164,42 +164,58 @@ class TSTraining(Job):
         return f"TS: {self.n1} stage-1 + {self.n2} stage-2 steps"
 
 
-def ts_step(job: TSTraining, stage: str, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """One TS update: stage 1, F1 on L_ini (Eq. 2-4); stage 2, one WGAN critic step (Eq. 8, then weight
-    clipping) and F2 on L_2 (Eq. 7) with F1 frozen."""
+def ts_step(job: TSTraining, stage: str, batch: dict[str, torch.Tensor]
+            ) -> dict[str, float]:
+    """One TS update: stage 1, F1 on L_ini (Eq. 2-4); stage 2, one WGAN
+    critic step (Eq. 8, then weight clipping) and F2 on L_2 (Eq. 7) with F1
+    frozen."""
+    # blend I, background T, reflection R: (B, 3, H, W) each
     I, T, R = (job.precision.prepare(batch[k]) for k in ("I", "T", "R"))
-    autocast = lambda: torch.autocast(job.device.type, dtype=torch.bfloat16, enabled=job.amp)  # noqa: E731
+
+    def autocast():  # bf16 autocast when job.amp, else a no-op
+        return torch.autocast(
+            job.device.type, dtype=torch.bfloat16, enabled=job.amp)
+
     if stage == "stage1":
-        with autocast():
-            losses = initial_loss(job.vgg, job.f1(I), T, use_feature_reduction=job.use_feature_reduction)
+        with autocast():  # L_ini = L_rec + L_FR on B_ini = F1(I), Eq. 2-4
+            losses = initial_loss(
+                job.vgg, job.f1(I), T,
+                use_feature_reduction=job.use_feature_reduction)
         job.opt1.zero_grad(set_to_none=True)
         losses["total"].backward()
         job.opt1.step()
         return as_floats(losses)
-    with torch.no_grad():  # hard masks, no gradient (Eq. 5-6, or the release's ground-truth edges)
+    # E_B, E_R: hard masks, no gradient (Eq. 5-6, or the release's
+    # ground-truth edges)
+    with torch.no_grad():
         if job.edges_mode == "ground_truth":
             e_b, e_r = ground_truth_edge_sets(I, T, R)
         else:
             with autocast():
-                b_ini = job.model.stage1(I)
-            parts = job.model.split(I, b_ini.float())
+                b_ini = job.model.stage1(I)  # B_ini = F1(I), F1 frozen
+            parts = job.model.split(I, b_ini.float())  # Eq. 5-6
             e_b, e_r = parts["edges_background"], parts["edges_reflection"]
     with autocast():
-        b_final = job.f2(torch.cat([I, e_b.to(I.dtype), e_r.to(I.dtype)], dim=1))
+        # z = [I, E_B, E_R]: (B, 9, H, W)
+        z = torch.cat([I, e_b.to(I.dtype), e_r.to(I.dtype)], dim=1)
+        b_final = job.f2(z)  # B_final = F2(z): (B, 3, H, W)
     d_value = None
-    if job.use_adversarial:  # one critic step on the detached F2 output, then clipping
+    if job.use_adversarial:  # one critic step on the detached F2 output
         job.model.discriminator.requires_grad_(True)
         job.opt_d.zero_grad(set_to_none=True)
-        with autocast():
+        with autocast():  # L_adv = D(F2(z)) − D(I_B), Eq. 8
             d_loss = critic_loss(job.critic(T), job.critic(b_final.detach()))
         d_loss.backward()
         job.opt_d.step()
+        # WGAN weight clipping to ±ts.weight_clip
         clip_critic_weights(job.model.discriminator, job.cfg.weight_clip)
         d_value = float(d_loss.detach())
         job.model.discriminator.requires_grad_(False)
     with autocast():
-        d_fake = job.model.discriminator(b_final) if job.use_adversarial else None
-        losses = stage2_generator_loss(job.vgg, b_final, T, d_fake, use_adversarial=job.use_adversarial)
+        d_fake = (job.model.discriminator(b_final)  # D(F2(z)): (B,)
+                  if job.use_adversarial else None)
+        losses = stage2_generator_loss(  # L_2, Eq. 7
+            job.vgg, b_final, T, d_fake, use_adversarial=job.use_adversarial)
     job.opt2.zero_grad(set_to_none=True)
     losses["total"].backward()
     job.opt2.step()
