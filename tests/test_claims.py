@@ -181,3 +181,20 @@ def test_a_claim_with_one_arm_in_still_gets_a_table_of_its_means(tmp_path):
     frame = claim_frame(claims.claim_summary(run, "E2"))
     assert frame is not None and frame["laplacian"].iloc[0] == pytest.approx(0.85)
     assert claim_frame(claims.claim_summary(_run(tmp_path / "empty"), "E2")) is None
+
+
+def test_the_claim_table_puts_the_deciding_measure_first_and_drops_a_constant_place(tmp_path):
+    from sirrbook.viz.claims import claim_frame, claim_table, registration_markdown
+
+    run = _run(tmp_path)
+    for arm, auc, loss in (("laplacian", [0.9, 0.8], [0.01, 0.02]), ("edge", [0.6, 0.7], [0.03, 0.02])):
+        save_result(run, f"claims/E2/{arm}", {"claim": "E2", "arm": arm, "seed": 0, "measures": {
+            "validation": {"rcmap_loss": loss, "rcmap_auc": auc}}}, seed=0)  # the primary measure listed last
+    summary = claims.claim_summary(run, "E2")
+    frame = claim_frame(summary)
+    assert list(frame["measure"]) == ["★ RCMap AUC", "L_Ĉ (Eq. 8) ↓"]  # the primary first, and only it starred
+    assert "on" not in frame.columns  # every E2 measure is on the held-out triples: said once, in the caption
+    assert [d.split(" [")[0] for d in frame["Δ vs edge"]] == ["+0.200", "-0.01000"]  # L_Ĉ to 5 decimals
+    assert "held-out" in claim_table(summary).caption
+    md = registration_markdown(run)
+    assert [line.split("**")[1] for line in md.splitlines()] == list(claims.CLAIMS)

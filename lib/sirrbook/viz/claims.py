@@ -15,7 +15,7 @@ from sirr.config import RunConfig
 from sirrbook.results import load_image, load_result
 from sirrbook.viz.style import wrap_title
 
-__all__ = ["registration_frame", "claim_frame", "claim_sentence", "claim_figure", "show_claim", "status_frame",
+__all__ = ["registration_frame", "registration_markdown", "claim_frame", "claim_table", "claim_sentence", "claim_figure", "show_claim", "status_frame",
            "coverage_frame",
            "rdm_learning_curves",
            "loss_share_frame"]
@@ -58,27 +58,100 @@ def _fmt(d: dict) -> str:
         else f"{d['mean']:+.3g}"
 
 
+#: Where a measure was taken, as the claim tables print it (short, so the table fits the page).
+WHERE_SHORT = {"validation": "held-out triples", "real": "real, pooled", "real20": "real20",
+               "sir2_postcard": "SIR² Postcard", "sir2_solidobject": "SIR² Object", "sir2_wild": "SIR² Wild"}
+#: The order of the claim tables' rows: the deciding measure first, then by place, then by measure.
+_WHERE_ORDER = ("real", "real20", "sir2_postcard", "sir2_solidobject", "sir2_wild", "validation")
+_METRIC_ORDER = ("psnr_la", "ssim_la", "lpips", "rcmap_auc", "rcmap_loss", "reflection_edge_energy",
+                 "background_edge_energy", "sharpness")
+
+
+#: Measures marked ↓ (lower is better): the claims' lower-is-better ones, and the reflection-edge energy that B_ini
+#: keeps (fewer of the reflection's edges is what TS predicts).
+_LOWER_SHOWN = frozenset({*cl.LOWER, "reflection_edge_energy"})
+
+
+#: The claim tables' short measure names (the long ones, :data:`MEASURE_NAMES`, are for sentences).
+_TABLE_NAMES = {"rcmap_auc": "RCMap AUC", "rcmap_loss": "L_Ĉ (Eq. 8)", "reflection_edge_energy": "reflection-edge energy",
+                "background_edge_energy": "background-edge energy"}
+#: Decimals per measure in the claim tables (PSNR in dB to 0.01; L_Ĉ is about 0.01, its differences 1e-5).
+_DECIMALS = {"psnr_la": 2, "rcmap_loss": 5}
+
+
+def _fmt_fixed(d: dict, decimals: int) -> str:
+    f = f"{{:+.{decimals}f}}"
+    if not math.isfinite(d.get("low", math.nan)):
+        return f.format(d["mean"])
+    return f"{f.format(d['mean'])} [{f.format(d['low'])}, {f.format(d['high'])}]"
+
+
+def _row_order(key: str, primary: str) -> tuple:
+    where, metric = key.split("/", 1)
+    rank = lambda seq, x: seq.index(x) if x in seq else len(seq)  # noqa: E731
+    return (key != primary, rank(_WHERE_ORDER, where), where, rank(_METRIC_ORDER, metric), metric)
+
+
 def claim_frame(summary: dict) -> pd.DataFrame | None:
-    """The claim's table: each measure (rows) with the arms' means and the paired difference reference − other
-    with its 95% interval over seeds and images; the primary measure first. None before any run is in."""
+    """The claim's table, narrow enough for the page: one row per measure and place (the deciding one first,
+    marked ★), the arms' means, and per contrast the paired difference reference − other with its 95% interval
+    over seeds and images (column ``Δ vs <other>``). The ``on`` column is left out when every row is on the same
+    place (the caption says where). None before any run is in."""
     if not summary["arm_means"]:
         return None
     primary = "/".join(summary["primary"])
     keys = {k for c in summary["contrasts"] for k in c["differences"]}  # measures with a paired difference ...
     keys |= {k for means in summary["arm_means"].values() for k in means}  # ... and those of arms without a pair yet
-    keys = sorted(keys, key=lambda k: (k != primary, k))
-    rows = []
+    keys = sorted(keys, key=lambda k: _row_order(k, primary))
+    rows, decimals = [], []
     for k in keys:
         where, metric = k.split("/", 1)
-        row = {"measure": MEASURE_NAMES.get(metric, metric) + (" ← decides" if k == primary else ""),
-               "on": WHERE_NAMES.get(where, where)}
+        name = _TABLE_NAMES.get(metric) or MEASURE_NAMES.get(metric, metric).split(" (")[0]
+        row = {"measure": ("★ " if k == primary else "") + name + (" ↓" if metric in _LOWER_SHOWN else ""),
+               "on": WHERE_SHORT.get(where, where)}
+        dec = _DECIMALS.get(metric, 3)
+        decimals.append(dec)
         for arm, means in summary["arm_means"].items():
             row[arm] = means.get(k, math.nan)
         for c in summary["contrasts"]:
             d = c["differences"].get(k)
-            row[f"{c['reference']} − {c['other']} [95%]"] = _fmt(d) if d else ""
+            row[f"Δ vs {c['other']}"] = _fmt_fixed(d, dec) if d else ""
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["measure", "on"])
+    frame = pd.DataFrame(rows)
+    frame.attrs["decimals"] = decimals  # per row, for claim_table
+    if frame["on"].nunique() == 1:
+        frame = frame.drop(columns="on")
+    return frame
+
+
+def claim_table(summary: dict):
+    """:func:`claim_frame` as the chapter shows it: no index, and a caption that says what the marks mean. None
+    before any run is in."""
+    frame = claim_frame(summary)
+    if frame is None:
+        return None
+    refs = sorted({c["reference"] for c in summary["contrasts"]})
+    on = "" if "on" in frame.columns else f" All on {WHERE_SHORT.get(summary['primary'][0], summary['primary'][0])}."
+    caption = ("★ decides the verdict; ↓ lower is better. "
+               + (f"Δ = {refs[0]} − the other arm, mean [95% interval] over seeds and images." if refs else "")
+               + on)
+    styler = frame.style.hide(axis="index")
+    arms = list(summary["arm_means"])
+    for dec in set(frame.attrs["decimals"]):
+        rows = [i for i, d in enumerate(frame.attrs["decimals"]) if d == dec]
+        styler = styler.format(f"{{:.{dec}f}}", subset=pd.IndexSlice[rows, arms], na_rep="—")
+    return (styler.set_caption(caption).set_table_styles([{"selector": "caption",
+                                                     "props": "caption-side: bottom; font-size: 0.85em;"}]))
+
+
+def registration_markdown(run: RunConfig) -> str:
+    """The claims as registered before they ran, one list item each (a table of this prose would not fit)."""
+    items = []
+    for cid, r in registration_frame(run).iterrows():
+        items.append(f"- **{cid}** ({r['paper']}). *Claim:* {r['claim']} *Our prediction:* {r['our prediction']} "
+                     f"*Arms:* {r['arms']}; seeds {r['seeds']}; {r['steps per arm']} steps per arm. "
+                     f"*Decided by:* {r['decided by']}.")
+    return "\n".join(items)
 
 
 def claim_sentence(summary: dict) -> str:
@@ -251,9 +324,9 @@ def show_claim(run: RunConfig, cid: str) -> None:
     summary = cl.claim_summary(run, cid)
     sentence = claim_sentence(summary)
     display(Markdown(sentence))
-    frame = claim_frame(summary)
-    if frame is not None:
-        display(frame.round(4))
+    table = claim_table(summary)
+    if table is not None:
+        display(table)
     fig = claim_figure(run, cid)
     if fig is None:
         print("no figure: its runs are not in yet")
