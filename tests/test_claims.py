@@ -198,3 +198,16 @@ def test_the_claim_table_puts_the_deciding_measure_first_and_drops_a_constant_pl
     assert "held-out" in claim_table(summary).caption
     md = registration_markdown(run)
     assert [line.split("**")[1] for line in md.splitlines()] == list(claims.CLAIMS)
+
+
+def test_coverage_lists_every_paper_row_once_with_reasons_as_notes(tmp_path):
+    from sirr.registry import TABLES
+    from sirrbook.viz.claims import coverage_markdown
+
+    md = coverage_markdown(_run(tmp_path))
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith(("| paper table", "| ---"))]
+    assert len(rows) == sum(len(variants) for _, variants, _ in TABLES.values())
+    letters = {line.split("not tested (")[1][0] for line in rows if "not tested (" in line}
+    notes = [line for line in md.splitlines() if line.startswith("- (")]
+    assert sorted(n[3] for n in notes) == sorted(letters)  # each reason once, each used letter explained
+    assert any("E3:" in line for line in rows)

@@ -16,7 +16,7 @@ from sirrbook.results import load_image, load_result
 from sirrbook.viz.style import wrap_title
 
 __all__ = ["registration_frame", "registration_markdown", "claim_frame", "claim_table", "claim_sentence", "claim_figure", "show_claim", "status_frame",
-           "coverage_frame",
+           "coverage_frame", "coverage_markdown",
            "rdm_learning_curves",
            "loss_share_frame"]
 
@@ -265,6 +265,24 @@ def coverage_frame(run: RunConfig) -> pd.DataFrame:
                          "paper gap (dB)": gap, "status": status,
                          "why not tested": cl.untested_reason(table, name) or ""})
     return pd.DataFrame(rows).set_index(["table", "row"])
+
+
+def coverage_markdown(run: RunConfig) -> str:
+    """:func:`coverage_frame` as a Markdown table that fits the page: the reason a row is not tested is a letter
+    whose sentence follows the table once, instead of the same sentence in fourteen cells."""
+    frame = coverage_frame(run).reset_index()
+    letters: dict[str, str] = {}
+    lines = ["| paper table | row | paper gap (dB) | tested by |", "| --- | --- | --- | --- |"]
+    for _, r in frame.iterrows():
+        if r["why not tested"]:
+            mark = letters.setdefault(r["why not tested"], "abcdefgh"[len(letters)])
+            tested = f"not tested ({mark})"
+        else:
+            tested = r["status"]
+        gap = f"{r['paper gap (dB)']:.2f}" if math.isfinite(r["paper gap (dB)"]) else "—"
+        lines.append(f"| {r['table']} | {r['row']} | {gap} | {tested} |".replace("\n", " "))
+    notes = [f"({m}) {why}." for why, m in letters.items()]
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
 def loss_share_frame(la_metrics: pd.DataFrame | None, ts_metrics: pd.DataFrame | None) -> pd.DataFrame | None:
