@@ -192,7 +192,7 @@ def test_the_claim_table_puts_the_deciding_measure_first_and_drops_a_constant_pl
             "validation": {"rcmap_loss": loss, "rcmap_auc": auc}}}, seed=0)  # the primary measure listed last
     summary = claims.claim_summary(run, "E2")
     frame = claim_frame(summary)
-    assert list(frame["measure"]) == ["★ RCMap AUC", "L_Ĉ (Eq. 8) ↓"]  # the primary first, and only it starred
+    assert list(frame["measure"]) == ["★ RCMap AUC", "L_Ĉ (Eq. 8)\u00a0↓"]  # the primary first, and only it starred
     assert "on" not in frame.columns  # every E2 measure is on the held-out triples: said once, in the caption
     assert [d.split(" [")[0] for d in frame["Δ vs edge"]] == ["+0.200", "-0.01000"]  # L_Ĉ to 5 decimals
     assert "held-out" in claim_table(summary).caption

@@ -265,7 +265,7 @@ def verdicts_display(df: pd.DataFrame | None) -> pd.DataFrame | str:
     for label, fmt in (("PSNR", "{:+.2f}"), ("SSIM", "{:+.3f}"), ("LPIPS", "{:+.3f}")):
         if f"Δ{label}" not in df:
             continue
-        out[f"Δ{label}" + (" ↓" if label == "LPIPS" else "")] = [
+        out[f"Δ{label}" + ("\u00a0↓" if label == "LPIPS" else "")] = [
             (f"{fmt.format(r[f'Δ{label}'])} [{fmt.format(r[f'Δ{label} low'])}, {fmt.format(r[f'Δ{label} high'])}] "
              f"{r[f'{label} verdict']} ({int(r[f'{label} better on'])}/{int(r['n'])})")
             if pd.notna(r.get(f"Δ{label}")) else DASH for _, r in df.iterrows()]
@@ -322,7 +322,7 @@ def evaluation_display(df: pd.DataFrame | None) -> pd.DataFrame | str:
         if who == "":
             continue
         digits = 2 if metric == "psnr" else 3
-        label = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS ↓"}[metric]
+        label = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS\u00a0↓"}[metric]
         out[(names[who], label)] = [DASH if pd.isna(v) else f"{v:.{digits}f}" for v in df[col]]
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out.T.rename_axis(["", ""])  # one column per test set, one row per (who, metric): fits the page

@@ -107,7 +107,7 @@ def claim_frame(summary: dict) -> pd.DataFrame | None:
     for k in keys:
         where, metric = k.split("/", 1)
         name = _TABLE_NAMES.get(metric) or MEASURE_NAMES.get(metric, metric).split(" (")[0]
-        row = {"measure": ("★ " if k == primary else "") + name + (" ↓" if metric in _LOWER_SHOWN else ""),
+        row = {"measure": ("★ " if k == primary else "") + name + ("\u00a0↓" if metric in _LOWER_SHOWN else ""),
                "on": WHERE_SHORT.get(where, where)}
         dec = _DECIMALS.get(metric, 3)
         decimals.append(dec)
