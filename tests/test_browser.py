@@ -239,6 +239,17 @@ _OVERFLOW_JS = """() => {
     }
     if (!ok) out.push(el.tagName.toLowerCase() + ' cut at the column edge: ' + el.innerText.slice(0, 80));
   }
+  // a result table scrolls only when it cannot fit: laid out at its narrowest (every cell wrapped), it is
+  // still wider than the column
+  const col = art.getBoundingClientRect().width;
+  for (const t of art.querySelectorAll('div.cell_output table.dataframe')) {
+    if (t.scrollWidth <= col + 1) continue;
+    const saved = t.style.width;
+    t.style.width = 'min-content';
+    const narrowest = t.scrollWidth;
+    t.style.width = saved;
+    if (narrowest <= col + 1) out.push('table wider than the column although it could wrap to fit: ' + t.innerText.slice(0, 80));
+  }
   return out;
 }"""
 
