@@ -79,7 +79,7 @@ def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: floa
 def status_rows(results_dir: str | Path) -> list[dict]:
     """The rows of the status table, from the stored results under ``results_dir``."""
     from sirrbook import claims
-    from sirrbook.viz.claims import MEASURE_NAMES
+    from sirrbook.viz.claims import difference_text, measure_name
 
     run = _cpu(Path(results_dir))
     rows = [_parameters_row()]
@@ -94,9 +94,8 @@ def status_rows(results_dir: str | Path) -> list[dict]:
             status = "not run" if p["done"] == 0 else f"not run ({p['done']} of {p['total']} runs in)"
         prim = next((x["primary"] for x in s["contrasts"] if x.get("primary")), None)
         metric = claims.claim(cid).primary[1]
-        measure = MEASURE_NAMES.get(metric, metric).split(" (")[0]
-        ours = (f"Δ {measure} (paper's arm − other): {prim['mean']:+.3g} [{prim['low']:+.3g}, {prim['high']:+.3g}]"
-                if prim and s["verdict"] else "—")
+        measure = measure_name(metric)
+        ours = f"Δ {measure} (paper's arm − other): {difference_text(prim)}" if prim and s["verdict"] else "—"
         rows.append({"paper": s["source"].split()[0], "claim or number": f"{cid}: {s['claim']}", "ours": ours,
                      "status": status, "where": "07_ablations", "short": f"{cid} ({s['source']})",
                      "also": (TRAINING_CHAPTER[claims.claim(cid).method],)})

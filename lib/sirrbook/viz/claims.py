@@ -15,7 +15,8 @@ from sirr.config import RunConfig
 from sirrbook.results import load_image, load_result
 from sirrbook.viz.style import wrap_title
 
-__all__ = ["registration_frame", "registration_markdown", "claim_frame", "claim_table", "claim_sentence", "claim_figure", "show_claim", "status_frame",
+__all__ = ["registration_frame", "registration_markdown", "claim_frame", "claim_table", "claim_sentence",
+           "difference_text", "measure_name", "claim_figure", "show_claim", "status_frame",
            "coverage_frame", "coverage_markdown",
            "rdm_learning_curves",
            "loss_share_frame"]
@@ -53,9 +54,16 @@ def status_frame(run: RunConfig) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("id")
 
 
-def _fmt(d: dict) -> str:
-    return f"{d['mean']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]" if math.isfinite(d.get("low", math.nan)) \
-        else f"{d['mean']:+.3g}"
+def difference_text(d: dict, spec: str = "+.3g") -> str:
+    """A difference as "mean [low, high]" (just the mean when there is no interval), each number as ``spec``."""
+    if not math.isfinite(d.get("low", math.nan)):
+        return format(d["mean"], spec)
+    return f"{format(d['mean'], spec)} [{format(d['low'], spec)}, {format(d['high'], spec)}]"
+
+
+def measure_name(metric: str) -> str:
+    """A measure's name without its parenthesis (:data:`MEASURE_NAMES` of ``metric``, else the key itself)."""
+    return MEASURE_NAMES.get(metric, metric).split(" (")[0]
 
 
 #: Where a measure was taken, as the claim tables print it (short, so the table fits the page).
@@ -73,17 +81,10 @@ _LOWER_SHOWN = frozenset({*cl.LOWER, "reflection_edge_energy"})
 
 
 #: The claim tables' short measure names (the long ones, :data:`MEASURE_NAMES`, are for sentences).
-_TABLE_NAMES = {"rcmap_auc": "RCMap AUC", "rcmap_loss": "L_Ĉ (Eq. 8)", "reflection_edge_energy": "reflection-edge energy",
-                "background_edge_energy": "background-edge energy"}
+_TABLE_NAMES = {"rcmap_auc": "RCMap AUC", "rcmap_loss": "L_Ĉ (Eq. 8)",
+                "reflection_edge_energy": "reflection-edge energy", "background_edge_energy": "background-edge energy"}
 #: Decimals per measure in the claim tables (PSNR in dB to 0.01; L_Ĉ is about 0.01, its differences 1e-5).
 _DECIMALS = {"psnr_la": 2, "rcmap_loss": 5}
-
-
-def _fmt_fixed(d: dict, decimals: int) -> str:
-    f = f"{{:+.{decimals}f}}"
-    if not math.isfinite(d.get("low", math.nan)):
-        return f.format(d["mean"])
-    return f"{f.format(d['mean'])} [{f.format(d['low'])}, {f.format(d['high'])}]"
 
 
 def _row_order(key: str, primary: str) -> tuple:
@@ -106,7 +107,7 @@ def claim_frame(summary: dict) -> pd.DataFrame | None:
     rows, decimals = [], []
     for k in keys:
         where, metric = k.split("/", 1)
-        name = _TABLE_NAMES.get(metric) or MEASURE_NAMES.get(metric, metric).split(" (")[0]
+        name = _TABLE_NAMES.get(metric) or measure_name(metric)
         row = {"measure": ("★ " if k == primary else "") + name + ("\u00a0↓" if metric in _LOWER_SHOWN else ""),
                "on": WHERE_SHORT.get(where, where)}
         dec = _DECIMALS.get(metric, 3)
@@ -115,7 +116,7 @@ def claim_frame(summary: dict) -> pd.DataFrame | None:
             row[arm] = means.get(k, math.nan)
         for c in summary["contrasts"]:
             d = c["differences"].get(k)
-            row[f"Δ vs {c['other']}"] = _fmt_fixed(d, dec) if d else ""
+            row[f"Δ vs {c['other']}"] = difference_text(d, f"+.{dec}f") if d else ""
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["decimals"] = decimals  # per row, for claim_table
@@ -164,7 +165,8 @@ def claim_sentence(summary: dict) -> str:
     parts = []
     for c in summary["contrasts"]:
         d = c["primary"]
-        parts.append(f"{c['reference']} − {c['other']}: {_fmt(d)} ({d['n_seeds']} seeds, {d['n']} paired values)")
+        parts.append(f"{c['reference']} − {c['other']}: {difference_text(d)} "
+                     f"({d['n_seeds']} seeds, {d['n']} paired values)")
     commits = ", ".join(summary.get("commits") or []) or "unknown"
     return (f"**{summary['id']}: {summary['verdict']}.** " + "; ".join(parts)
             + f". Paper: {summary['paper']}. ({where}; commit {commits}.)")
