@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from sirr.data.datasets import DATASETS, TEST_SETS, DatasetSpec, _Item, find_data_root, find_dataset
+from sirr.data.datasets import DATASETS, TEST_SETS, DatasetSpec, find_data_root, find_dataset
 from sirr.data.images import read_image
 from sirr.data.root import DatasetNotFoundError
 from sirr.data.samples import sample_photos
 from sirr.data.synthesis import synthesize_la
 from sirr.metrics import downsize_max_side
+
+if TYPE_CHECKING:  # the item type of a dataset listing, for the annotation only
+    from sirr.data.datasets import _Item
 
 log = logging.getLogger(__name__)
 
