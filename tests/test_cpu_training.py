@@ -39,7 +39,8 @@ def test_bf16_prepare_makes_channels_last():
 def test_cpu_preset_is_defined_by_steps_in_fp32():
     p = resolve("cpu", data_root="none").preset
     assert p.la.time_budget_s is None and p.ts.time_budget_s is None  # no wall-clock budget: steps decide
-    assert (p.la.batch_size, p.la.crop, p.la.precision, p.la.fine_tune_steps) == (2, 128, "fp32", 0)
+    assert (p.la.batch_size, p.la.crop, p.la.precision) == (2, 128, "fp32")
+    assert p.la.fine_tune_lr < p.la.lr and p.la.fine_tune_steps > 0  # the paper's second, lower rate
     assert p.la.steps > 0 and p.ts.stage1_steps > 0 and p.ts.precision == "fp32"
     assert p.la.iterations == 3 and p.validation.photos >= 48
     assert p.eval.subset == "scenes" and p.eval.max_images is None
