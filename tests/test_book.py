@@ -204,6 +204,21 @@ def test_gpu_time_tables_come_from_the_stored_reports(tmp_path):
     assert f"{demo.steps + demo.fine_tune_steps:,} steps ≈ **{minutes} min**" in md
 
 
+def test_gpu_page_preset_table_is_read_from_the_presets(monkeypatch):
+    import dataclasses
+
+    from sirrbook.book import gpu_page
+
+    md = gpu_page.preset_table()
+    cpu = sirr.config.PRESETS["cpu"]
+    assert f"{cpu.la.steps:,} steps at lr 2e-4, then {cpu.la.fine_tune_steps:,} fine-tuning steps at lr 1e-4" in md
+    assert md.count("\n- **`") == len(sirr.config.PRESETS)  # each preset's description under the table
+    longer = dataclasses.replace(cpu, la=dataclasses.replace(cpu.la, steps=1234, fine_tune_steps=0))
+    monkeypatch.setitem(sirr.config.PRESETS, "cpu", longer)
+    md = gpu_page.preset_table()
+    assert "1,234 steps at lr 2e-4; batch 2" in md and "then 400 fine-tuning" not in md
+
+
 def test_filter_toc_keeps_order_and_drops_empty_parts():
     toc = {"root": "r", "parts": [{"caption": "A", "chapters": [{"file": "a"}, {"file": "b"}]},
                                   {"caption": "B", "chapters": [{"file": "c"}]}]}

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from sirr.atomic import atomic_write_text
-from sirrbook.book.gpu_page import GENERATED, time_tables
+from sirrbook.book.gpu_page import GENERATED, PRESETS_GENERATED, preset_table, time_tables
 from sirrbook.book.status import STATUS_GENERATED, status_markdown
 from sirr.config import REPO_ROOT, get_preset
 from sirr.errors import SirrError
@@ -304,6 +304,7 @@ def stage_book(root, src_dir) -> list[str]:
 
     # The GPU page's timing tables, from the stored bench reports (sirrbook.book.gpu_page): never typed by hand.
     atomic_write_text(src_dir / GENERATED, time_tables(root / "results"))
+    atomic_write_text(src_dir / PRESETS_GENERATED, preset_table())  # from sirr.config.PRESETS
     # The intro's status table, from the stored results (sirrbook.book.status): never typed by hand.
     atomic_write_text(src_dir / STATUS_GENERATED, status_markdown(root / "results"))
     toc, dropped = _filter_toc(toc, present)

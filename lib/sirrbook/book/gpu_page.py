@@ -12,13 +12,15 @@ from pathlib import Path
 
 from sirrbook.book.bench import read_bench
 from sirr.config import PRESETS, RunConfig, get_preset
+from sirr.models.two_stage import PRESET_WIDTH_SCALE
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, TS_VARIANTS
 from sirrbook.results import load_result
 
-__all__ = ["time_tables", "GENERATED"]
+__all__ = ["time_tables", "preset_table", "GENERATED", "PRESETS_GENERATED"]
 
 #: Where the staged book gets the generated Markdown (relative to the staged root).
 GENERATED = Path("book") / "_generated" / "gpu_times.md"
+PRESETS_GENERATED = Path("book") / "_generated" / "presets.md"
 
 
 def _s(v: float) -> str:
@@ -33,6 +35,59 @@ def _duration(seconds: float) -> str:
     if seconds < 3 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def _rate(lr: float) -> str:
+    return f"{lr:.0e}".replace("e-0", "e-")  # 0.0002 -> 2e-4, as the papers write it
+
+
+def _precision(p: str) -> str:
+    return {"auto": "bf16 autocast on a GPU, fp32 on the CPU"}.get(p, p)
+
+
+def _la_cell(p) -> str:
+    la = p.la
+    steps = f"{la.steps:,} steps at lr {_rate(la.lr)}"
+    if la.fine_tune_steps:
+        steps += f", then {la.fine_tune_steps:,} fine-tuning steps at lr {_rate(la.fine_tune_lr)}"
+    pick = "; best-validation checkpoint" if p.validation.photos else ""
+    return f"{steps}; batch {la.batch_size}, {la.crop} px crops, {_precision(la.precision)}{pick}"
+
+
+def _ts_cell(p) -> str:
+    ts = p.ts
+    scale = ts.width_scale if ts.width_scale is not None else PRESET_WIDTH_SCALE.get(p.name)
+    widths = "the release's widths" if scale in (None, 1.0) else f"widths × {scale:g}"
+    return (f"{ts.stage1_steps:,} + {ts.stage2_steps:,} steps (stage 1 + stage 2); batch {ts.batch_size}, "
+            f"{ts.crop} px crops, {widths}, {_precision(ts.precision)}")
+
+
+def _eval_cell(p) -> str:
+    e = p.eval
+    which = {"all": "every image", "scenes": "every image of the small sets, every scene of SIR² (declared subset)"}
+    n = f"the first {e.max_images} images per set" if e.max_images else which.get(e.subset, e.subset)
+    side = f"longer side ≤ {e.max_side} px" if e.max_side else "full size"
+    return f"{n}, {side}" + (", LPIPS" if e.lpips else "") + "; paired 95% intervals against identity"
+
+
+def _ablation_cell(p) -> str:
+    a = p.ablation
+    return (f"{len(a.seeds)} seed{'s' * (len(a.seeds) > 1)}; LA rows {a.la_steps:,} steps, TS rows "
+            f"{a.ts_stage1_steps:,} + {a.ts_stage2_steps:,}")
+
+
+def preset_table() -> str:
+    """Markdown: what each preset of :data:`sirr.config.PRESETS` trains and scores, read from the presets
+    themselves (so the GPU page can never disagree with ``python -m sirr train``), then each preset's own
+    description."""
+    names = list(PRESETS)
+    rows = [("device", lambda p: {"cpu": "CPU", "cuda": "GPU (`cuda`)"}.get(p.device, p.device)),
+            ("LA (chapter 4)", _la_cell), ("TS (chapter 5)", _ts_cell),
+            ("evaluation (chapters 4, 5, 6)", _eval_cell), ("ablation rows (chapter 7)", _ablation_cell)]
+    out = ["| | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    out += [f"| {label} | " + " | ".join(cell(PRESETS[n]) for n in names) + " |" for label, cell in rows]
+    out += [""] + [f"- **`{n}`**: {PRESETS[n].description}" for n in names]
+    return "\n".join(out) + "\n"
 
 
 def _training_record(results_dir: Path, method: str) -> dict | None:
