@@ -390,3 +390,15 @@ def test_loss_probe_scores_perturbed_ground_truths_with_each_term():
     with pytest.raises(UnknownMethodError) as e:
         ex.loss_probe(run, "xx")
     assert e.value.name == "xx" and e.value.valid == ("la", "ts")
+
+
+def test_breakable_table_keeps_every_value_and_marks_the_table():
+    import pandas as pd
+
+    from sirrbook.viz import tables
+
+    df = pd.DataFrame({"published at": ["https://example.org/a/very/long/path_without_spaces"], "n": [3]})
+    html = tables.breakable(df).data
+    assert 'class="dataframe sirr-breakable"' in html
+    assert "https://example.org/a/very/long/path_without_spaces" in html and "<td>3</td>" in html
+    assert "<th></th>" not in html  # no index column

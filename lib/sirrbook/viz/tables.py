@@ -152,6 +152,14 @@ def to_html(df, index: bool = False) -> str:
     return df.to_html(index=index, escape=True, na_rep=DASH)
 
 
+def breakable(df):
+    """``df`` as an HTML table whose cells may break anywhere (URLs, file paths, lists of flags): such a table
+    fits the column instead of scrolling (class ``sirr-breakable`` in ``book/_static/sirr.css``)."""
+    from IPython.display import HTML
+
+    return HTML(df.to_html(index=False, escape=True, na_rep=DASH, classes="sirr-breakable"))
+
+
 def _rank_desc(v: np.ndarray) -> np.ndarray:
     """1-based rank of each finite value, largest first (ties share the better rank); NaN -> 0."""
     out = np.zeros(len(v), dtype=int)
