@@ -314,3 +314,17 @@ def test_provenance_and_details_collapse_into_one_line_under_a_short_caption(tmp
     caption = html_text.split("<figcaption", 1)[1]
     assert caption.index("Curves.") < caption.index("<details") and "800 steps" in caption.split("<details", 1)[1]
     assert 'alt="Curves."' in html_text  # the alt text is the caption's text, not its provenance
+
+
+def test_training_curves_name_each_phase_with_its_learning_rate():
+    from sirrbook.viz.training import training_curves
+
+    metrics = pd.DataFrame({"step": [1, 2, 3, 4], "phase": ["train", "train", "fine_tune", "fine_tune"],
+                            "lr": [2e-4, np.nan, 1e-4, np.nan], "total": [1.0, np.nan, 0.5, np.nan],
+                            "validation": [False, True, False, True], "val_psnr": [np.nan, 20.0, np.nan, 21.0],
+                            "val_identity_psnr": [np.nan, 19.0, np.nan, 19.0]})
+    fig = training_curves(metrics)
+    loss_ax, val_ax = fig.axes
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["training, lr 2e-4", "fine-tuning, lr 1e-4"]
+    assert "network (fine-tuning, lr 1e-4)" in [t.get_text() for t in val_ax.get_legend().get_texts()]
+    plt.close(fig)

@@ -17,6 +17,19 @@ def _smooth(v: np.ndarray, k: int) -> np.ndarray:
     return np.convolve(v, np.ones(k) / k, mode="valid")
 
 
+def _phase_labels(train: pd.DataFrame) -> dict:
+    """Each phase's legend label with its learning rate: ``fine_tune`` -> "fine-tuning, lr 1e-4"."""
+    names = {"train": "training", "fine_tune": "fine-tuning", "stage1": "stage 1", "stage2": "stage 2"}
+    out = {}
+    for phase, g in train.groupby("phase", sort=False):
+        label = names.get(str(phase), str(phase).replace("_", " "))
+        lr = g["lr"].dropna() if "lr" in g else pd.Series(dtype=float)
+        if len(lr) and lr.nunique() == 1:
+            label += ", lr " + f"{float(lr.iloc[0]):.0e}".replace("e-0", "e-")
+        out[phase] = label
+    return out
+
+
 def training_curves(metrics: pd.DataFrame, title: str = "", loss: str = "total", smooth: int = 5):
     """Two panels from :func:`sirr.train.read_metrics`: ``loss`` per logged step (thin: as logged; thick: a
     running mean over ``smooth`` points), one colour per phase; and the validation PSNR with the identity
@@ -24,6 +37,7 @@ def training_curves(metrics: pd.DataFrame, title: str = "", loss: str = "total",
     is_val = metrics["validation"].fillna(False).astype(bool) if "validation" in metrics else \
         pd.Series(False, index=metrics.index)
     train, val = metrics[~is_val], metrics[is_val]
+    labels = _phase_labels(train)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4 + (0.3 if title else 0)), layout="constrained")
     ax = axes[0]
     for phase, g in train.groupby("phase", sort=False):
@@ -32,14 +46,14 @@ def training_curves(metrics: pd.DataFrame, title: str = "", loss: str = "total",
         x, y = g["step"].to_numpy(), g[loss].to_numpy(dtype=float)
         line = ax.plot(x, y, lw=0.6, alpha=0.4)[0]
         ys = _smooth(y, smooth)
-        ax.plot(x[len(x) - len(ys):], ys, lw=1.8, color=line.get_color(), label=str(phase))
+        ax.plot(x[len(x) - len(ys):], ys, lw=1.8, color=line.get_color(), label=labels.get(phase, str(phase)))
     ax.set_xlabel("step")
     ax.set_ylabel(f"training loss ({loss})")
     ax.legend(fontsize=8)
     ax = axes[1]
     if len(val):
         for phase, g in val.groupby("phase", sort=False):
-            ax.plot(g["step"], g["val_psnr"], marker="o", label=f"network ({phase})")
+            ax.plot(g["step"], g["val_psnr"], marker="o", label=f"network ({labels.get(phase, phase)})")
         ax.plot(val["step"], val["val_identity_psnr"], ls="--", color="grey", label="identity (the input)")
         ax.set_xlabel("step")
         ax.set_ylabel("validation PSNR (dB)")
