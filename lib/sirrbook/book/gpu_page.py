@@ -87,6 +87,10 @@ def preset_table() -> str:
     out = ["| | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     out += [f"| {label} | " + " | ".join(cell(PRESETS[n]) for n in names) + " |" for label, cell in rows]
     out += [""] + [f"- **`{n}`**: {PRESETS[n].description}" for n in names]
+    n_la = len(set(LA_TABLE2_VARIANTS) | set(LA_TABLE3_VARIANTS))
+    out += ["", "On a GPU, training synthesises its mixtures on the device and runs in bf16 autocast "
+                f'(`precision="auto"`). Chapter 7 trains {n_la} LA rows (LA Tables 2 and 3, with the shared "ours" '
+                f"row counted once) and {len(TS_VARIANTS)} TS rows, each from scratch and once per seed."]
     return "\n".join(out) + "\n"
 
 
