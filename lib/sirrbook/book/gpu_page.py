@@ -15,6 +15,7 @@ from sirr.config import PRESETS, RunConfig, get_preset
 from sirr.models.two_stage import PRESET_WIDTH_SCALE
 from sirr.registry import LA_TABLE2_VARIANTS, LA_TABLE3_VARIANTS, TS_VARIANTS
 from sirrbook.results import load_result
+from sirrbook.viz.tables import rate
 
 __all__ = ["time_tables", "preset_table", "GENERATED", "PRESETS_GENERATED"]
 
@@ -37,19 +38,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _rate(lr: float) -> str:
-    return f"{lr:.0e}".replace("e-0", "e-")  # 0.0002 -> 2e-4, as the papers write it
-
-
 def _precision(p: str) -> str:
     return {"auto": "bf16 autocast on a GPU, fp32 on the CPU"}.get(p, p)
 
 
 def _la_cell(p) -> str:
     la = p.la
-    steps = f"{la.steps:,} steps at lr {_rate(la.lr)}"
+    steps = f"{la.steps:,} steps at lr {rate(la.lr)}"
     if la.fine_tune_steps:
-        steps += f", then {la.fine_tune_steps:,} fine-tuning steps at lr {_rate(la.fine_tune_lr)}"
+        steps += f", then {la.fine_tune_steps:,} fine-tuning steps at lr {rate(la.fine_tune_lr)}"
     pick = "; best-validation checkpoint" if p.validation.photos else ""
     return f"{steps}; batch {la.batch_size}, {la.crop} px crops, {_precision(la.precision)}{pick}"
 

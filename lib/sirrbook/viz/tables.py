@@ -24,11 +24,13 @@ __all__ = [
     "DATASET_NAMES",
     "fmt",
     "mean_std",
+    "rate",
     "ablation_display",
     "la_table1_display",
     "ts_table1_display",
     "to_markdown",
     "to_html",
+    "breakable",
     "ordering_plot",
     "scores_plot",
 ]
@@ -68,6 +70,11 @@ def fmt(x: Any, digits: int = 2) -> str:
     if math.isinf(x):
         return "∞" if x > 0 else "-∞"
     return f"{x:.{digits}f}"
+
+
+def rate(lr: float) -> str:
+    """A learning rate as the papers write it: 0.0002 -> "2e-4"."""
+    return f"{lr:.0e}".replace("e-0", "e-")
 
 
 def mean_std(mean: Any, std: Any = None, digits: int = 2) -> str:
@@ -147,9 +154,9 @@ def to_markdown(df, index: bool = False) -> str:
         return "\n".join(lines)
 
 
-def to_html(df, index: bool = False) -> str:
-    """An HTML table (no index by default)."""
-    return df.to_html(index=index, escape=True, na_rep=DASH)
+def to_html(df, index: bool = False, classes: str | None = None) -> str:
+    """An HTML table (no index by default); ``classes`` are added to the table's ``dataframe`` class."""
+    return df.to_html(index=index, escape=True, na_rep=DASH, classes=classes)
 
 
 def breakable(df):
@@ -157,7 +164,7 @@ def breakable(df):
     fits the column instead of scrolling (class ``sirr-breakable`` in ``book/_static/sirr.css``)."""
     from IPython.display import HTML
 
-    return HTML(df.to_html(index=False, escape=True, na_rep=DASH, classes="sirr-breakable"))
+    return HTML(to_html(df, classes="sirr-breakable"))
 
 
 def _rank_desc(v: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from sirrbook.viz.style import wrap_title
+from sirrbook.viz.tables import rate
 
 __all__ = ["training_curves"]
 
@@ -25,7 +26,7 @@ def _phase_labels(train: pd.DataFrame) -> dict:
         label = names.get(str(phase), str(phase).replace("_", " "))
         lr = g["lr"].dropna() if "lr" in g else pd.Series(dtype=float)
         if len(lr) and lr.nunique() == 1:
-            label += ", lr " + f"{float(lr.iloc[0]):.0e}".replace("e-0", "e-")
+            label += f", lr {rate(float(lr.iloc[0]))}"
         out[phase] = label
     return out
 
