@@ -375,3 +375,24 @@ def test_a_photo_the_model_fails_on_does_not_stop_the_others(tmp_path):
     report = R.remove_photos([a, b], tmp_path / "o", model=_remover(picky), progress=False)
     assert [p.name for p, _ in report.failed] == ["a.png"] and "inference failed" in report.failed[0][1]
     assert [q.name for _, q in report.written] == ["b_la.png"]
+
+
+@pytest.mark.parametrize("verdict,words", [("better", "better than the input"),
+                                           ("no clear difference", "not clearly different from the input"),
+                                           ("worse", "worse than the input")])
+def test_committed_weights_line_reads_as_a_sentence_for_every_verdict(verdict, words):
+    entry = {"path": "results/cpu/weights/la.fp16.pt", "preset": "cpu", "steps": 1200, "selected_step": 1200,
+             "samples_seen": 2400, "crop": 128, "compute_fraction": 0.0025,
+             "real20": {"n": 19, "max_side": 256,
+                        "psnr_la": {"verdict": verdict, "mean": 0.59, "low": -0.71, "high": 1.04},
+                        "ssim_la": {"verdict": "no clear difference", "mean": -0.003}}}
+    line = R.committed_description(entry)
+    assert f"it is {words} in PSNR (+0.59 dB, 95% interval -0.71 to +1.04)" in line
+    assert "not clearly different from it in SSIM (-0.003)" in line
+    assert "difference than" not in line and "preset cpu: 1200 steps, 2400 samples of 128 px" in line
+
+
+def test_unknown_verdict_is_refused():
+    from sirrbook.evaluation import verdict_phrase
+    with pytest.raises(ValueError, match="unknown verdict 'maybe'"):
+        verdict_phrase("maybe")

@@ -133,6 +133,15 @@ VERDICTS = ("better", "worse", "no clear difference")
 LOWER_IS_BETTER = frozenset({"lpips"})
 
 
+def verdict_phrase(verdict: str, reference: str = "the input") -> str:
+    """A verdict of :data:`VERDICTS` as words that fit a sentence: ``"not clearly different from the input"``."""
+    phrases = {"better": f"better than {reference}", "worse": f"worse than {reference}",
+               "no clear difference": f"not clearly different from {reference}"}
+    if verdict not in phrases:
+        raise ValueError(f"unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}")
+    return phrases[verdict]
+
+
 def paired_difference(model: Sequence[float], baseline: Sequence[float], metric: str = "psnr_la", *,
                       confidence: float = 0.95, resamples: int = 10_000, seed: int = 0) -> dict:
     """Mean of ``model − baseline`` over the same images, with a paired bootstrap interval and a verdict.

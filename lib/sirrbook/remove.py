@@ -38,6 +38,7 @@ from sirr.config import REPO_ROOT, resolve_device
 from sirr.data.datasets import available_datasets, load_dataset
 from sirrbook.photos import real_reflection_photos
 from sirr.data.images import IMAGE_EXTENSIONS, read_image, write_image
+from sirrbook.evaluation import verdict_phrase
 from sirrbook.inference import inference_precision, reuse_freed_memory
 from sirr.errors import SirrError
 from sirr.messages import repo_relative
@@ -300,11 +301,11 @@ def committed_description(entry: dict) -> str:
     psnr = score.get("psnr_la")
     if isinstance(psnr, dict):
         ssim = score.get("ssim_la") or {}
-        scale += (f"; on real20 ({score.get('n')} pairs at <= {score.get('max_side')} px) it is {psnr['verdict']} "
-                  f"than the input in PSNR ({psnr['mean']:+.2f} dB, 95% interval {psnr['low']:+.2f} to "
-                  f"{psnr['high']:+.2f})")
+        scale += (f"; on real20 ({score.get('n')} pairs at <= {score.get('max_side')} px) it is "
+                  f"{verdict_phrase(psnr['verdict'])} in PSNR ({psnr['mean']:+.2f} dB, 95% interval "
+                  f"{psnr['low']:+.2f} to {psnr['high']:+.2f})")
         if ssim:
-            scale += f" and {ssim['verdict']} in SSIM ({ssim['mean']:+.3f})"
+            scale += f" and {verdict_phrase(ssim['verdict'], 'it')} in SSIM ({ssim['mean']:+.3f})"
     elif psnr is not None:  # an older manifest entry: means only, no interval
         scale += (f"; real20 PSNR {psnr:.2f} dB (identity {score['identity_psnr_la']:.2f} dB, no interval "
                   "recorded)")

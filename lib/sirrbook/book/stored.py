@@ -21,6 +21,7 @@ from scipy import stats
 
 from sirr import paper_numbers
 from sirr.config import RunConfig, get_preset
+from sirrbook.evaluation import verdict_phrase
 from sirrbook.results import load_result, load_results
 from sirr.train.engine import read_metrics
 from sirrbook.viz.tables import CONVENTION_NAMES, DASH, DATASET_NAMES
@@ -282,9 +283,8 @@ def verdict_sentence(df: pd.DataFrame | None, method: str) -> str:
         ssim = f", SSIM {r['SSIM verdict']}" if "SSIM verdict" in r and isinstance(r["SSIM verdict"], str) else ""
         groups.setdefault(r["PSNR verdict"], []).append(
             f"{name} ({r['ΔPSNR']:+.2f} dB, 95% interval {r['ΔPSNR low']:+.2f} to {r['ΔPSNR high']:+.2f}{ssim})")
-    words = {"better": "better than the input on", "no clear difference": "not clearly different from the input on",
-             "worse": "worse than the input on"}
-    parts = [f"{words[k]} " + "; ".join(groups[k]) for k in ("better", "no clear difference", "worse") if k in groups]
+    parts = [f"{verdict_phrase(k)} on " + "; ".join(groups[k]) for k in ("better", "no clear difference", "worse")
+             if k in groups]
     return f"In PSNR, {method.upper()} is " + ", and ".join(parts) + "."
 
 
