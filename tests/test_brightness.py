@@ -62,9 +62,9 @@ def test_frame_separates_darkening_from_removal():
     assert df.loc[B.POOLED, f"{B.MODEL_VS_GAIN} verdict"] == "no clear difference"
     assert abs(df.loc[B.POOLED, B.MATCHED]) < 1e-2
     text = B.brightness_sentence(study, {"a": "Set A"})
-    assert text.startswith("LA's outputs have 0.80 of their input's mean brightness")
+    assert text.startswith("LA's outputs keep 0.80 of their input's mean brightness")
     assert "The constant gain 0.800, fitted on 4 synthetic validation triples, is better than the input" in text
-    assert "Set A not clearly different from it (+0.00 dB)" in text
+    assert "over all 8 real photos" in text and "not clearly different from it on Set A (+0.00 dB), b (+0.00 dB)" in text
 
 
 def test_a_model_that_removes_more_than_brightness_beats_the_gain():
@@ -118,3 +118,20 @@ def test_study_is_stored_and_read_back(tmp_path, monkeypatch):
     again = B.brightness_study(run, "la", verbose=False)
     assert calls == ["la"] and again["sets"][name]["psnr_model"] == pytest.approx(s["psnr_model"])
     assert math.isfinite(B.brightness_frame(again).loc[name, B.MODEL_VS_GAIN])
+
+
+def test_study_never_trains_a_missing_model(tmp_path):
+    run = resolve("smoke", seed=97, data_root="none", results_dir=tmp_path / "results")  # seed 97: no run folder
+    with pytest.raises(B.BrightnessError, match=r"no LA weights at preset 'smoke', seed 97: .*python -m sirr train la "
+                                                r"--preset smoke --seed 97"):
+        B.brightness_study(run, "la", verbose=False)
+    assert not (tmp_path / "results" / "smoke" / "nodata" / "brightness").exists()
+
+
+def test_cli_without_weights_is_one_line_and_exit_2(tmp_path, capsys):
+    from sirrbook.cli import main
+
+    rc = main(["brightness", "la", "--preset", "smoke", "--seed", "97", "--data-root", "none",
+               "--results-dir", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("sirr: error: no LA weights at preset 'smoke', seed 97")

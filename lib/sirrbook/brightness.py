@@ -19,7 +19,8 @@ photo to photo.
 
 Images are scored at the preset's evaluation size, under the LA convention (resized to a multiple of 8), as in
 :func:`sirrbook.evaluation.evaluate`. The model is the preset's committed weights where the repository has them
-(what ``sirr remove`` runs), else the run's model of record; it runs in the path ``sirr remove`` uses.
+(what ``sirr remove`` runs), else the model of record of the preset's finished run; it runs in the path ``sirr
+remove`` uses. The study never trains.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 
 from sirr.config import RunConfig
 from sirr.errors import SirrError
+from sirr.messages import repo_relative
 from sirr.metrics import downsize_max_side, psnr, resize_multiple_of, ssim
 from sirr.train.validation import ValidationSet, hold_out
 from sirrbook.evaluation import paired_difference
@@ -116,9 +118,11 @@ def score_brightness(predict: Callable[[np.ndarray], np.ndarray], dataset, gain:
 
 
 def _model(run: RunConfig, method: str):
-    """``(remover, words)``: the preset's committed weights where the repository has them, else the run's model of
-    record (trained now if missing), as ``sirr remove`` runs them."""
-    from sirrbook import experiments as ex
+    """``(remover, words)``: the preset's committed weights where the repository has them, else the model of record
+    of the preset's finished run under ``runs/``, as ``sirr remove`` runs them. It never trains: without either,
+    :class:`BrightnessError` says how to get one."""
+    from sirr.methods import get_method
+    from sirr.train.checkpoint import selected_checkpoint
     from sirrbook.remove import load_method
     from sirrbook.weights import committed_weights
 
@@ -126,8 +130,13 @@ def _model(run: RunConfig, method: str):
     if found is not None:
         path, entry = found
         return load_method(method, path, run.device), f"committed weights {entry['path']}"
-    model = ex.trained_model(run, method)
-    return load_method(method, model=model, device=run.device), "the run's model of record (runs/)"
+    rdir = get_method(method).run_dir(run, "full")
+    path = selected_checkpoint(rdir)
+    if path is None:
+        raise BrightnessError(f"no {method.upper()} weights at preset {run.preset.name!r}, seed {run.seed}: none "
+                              f"committed and no finished run in {rdir}; train one first with `python -m sirr train "
+                              f"{method} --preset {run.preset.name} --seed {run.seed}`")
+    return load_method(method, path, run.device), f"the model of record {repo_relative(path)}"
 
 
 def brightness_study(run: RunConfig, method: str = "la", verbose: bool = True) -> dict:
@@ -138,8 +147,8 @@ def brightness_study(run: RunConfig, method: str = "la", verbose: bool = True) -
 
     def compute() -> dict:
         t0 = time.perf_counter()
+        remover, words = _model(run, method)  # first: a missing model is an error before any work
         gain = validation_gain(run)
-        remover, words = _model(run, method)
         sets = ex.evaluation_datasets(run, REAL_SETS)
         per_set = {name: score_brightness(lambda img: run_on(remover.fn, img, run.device), ds, gain["gain"],
                                           run.preset.eval.max_side)
@@ -194,28 +203,36 @@ def _range(lo: float, hi: float, digits: int = 2) -> str:
 
 
 def brightness_sentence(study: dict, names: dict[str, str] | None = None) -> str:
-    """What the study found, in words, from its numbers: how much the model darkens, what the constant gain
-    gets, and where the model is better than the gain and beyond brightness (the pooled row decides the last)."""
+    """What the study found, in words and from its numbers: how bright the model makes its outputs, what the
+    constant gain gets, how the model compares with that gain (pooled, then per set), and what is left at the
+    ground truth's brightness. ``names`` maps set keys to the names to print."""
     from sirrbook.evaluation import verdict_phrase
 
     names = names or {}
     df = brightness_frame(study)
     g = study["gain"]
     real = df.drop(index=POOLED, errors="ignore")
-    lo, hi = (min(r[0] for r in real["output / input (range)"]), max(r[1] for r in real["output / input (range)"]))
+    lo = min(r[0] for r in real["output / input (range)"])
+    hi = max(r[1] for r in real["output / input (range)"])
     truth = np.concatenate([np.asarray(s["truth_ratio"]) for s in study["sets"].values()])
+    output = np.concatenate([np.asarray(s["output_ratio"]) for s in study["sets"].values()])
+    slope = float(np.polyfit(truth, output, 1)[0]) if np.ptp(truth) > 0 else float("nan")
     method = study["method"].upper()
     pooled = df.loc[POOLED] if POOLED in df.index else df.iloc[0]
+    where = f"over all {int(pooled['n'])} real photos" if POOLED in df.index else f"on {df.index[0]}"
 
     def words(label: str, reference: str, row=pooled) -> str:
         return (f"{verdict_phrase(row[f'{label} verdict'], reference)} ({row[label]:+.2f} dB, 95% interval "
                 f"{row[f'{label} low']:+.2f} to {row[f'{label} high']:+.2f})")
 
-    per_set = "; ".join(f"{names.get(n, n)} {verdict_phrase(r[f'{MODEL_VS_GAIN} verdict'], 'it')} "
-                        f"({r[MODEL_VS_GAIN]:+.2f} dB)" for n, r in real.iterrows())
-    return (f"{method}'s outputs have {_range(lo, hi)} of their input's mean brightness, whatever the ground truth's "
-            f"(which ranges from {truth.min():.2f} to {truth.max():.2f} of the input's). The constant gain "
+    groups: dict[str, list[str]] = {}
+    for n, r in real.iterrows():
+        groups.setdefault(r[f"{MODEL_VS_GAIN} verdict"], []).append(f"{names.get(n, n)} ({r[MODEL_VS_GAIN]:+.2f} dB)")
+    per_set = "; ".join(f"{verdict_phrase(k, 'it')} on {', '.join(v)}" for k, v in groups.items())
+    return (f"{method}'s outputs keep {_range(lo, hi)} of their input's mean brightness, while the ground truth's "
+            f"ranges from {truth.min():.2f} to {truth.max():.2f} of the input's; a straight line fitted to the one "
+            f"against the other has slope {slope:.2f} (1 would follow the ground truth, 0 ignore it). The constant gain "
             f"{g['gain']:.3f}, fitted on {g['photos']} synthetic validation triples, is "
-            f"{words(GAIN_VS_INPUT, 'the input')} over all {int(pooled['n'])} real photos. {method} is "
-            f"{words(MODEL_VS_GAIN, 'that gain')} (per set: {per_set}). With both scaled to the ground truth's "
-            f"brightness, {method} is {words(MATCHED, 'the input')}.")
+            f"{words(GAIN_VS_INPUT, 'the input')} {where}. {method} is {words(MODEL_VS_GAIN, 'that gain')}; per set, "
+            f"it is {per_set}. With both scaled to the ground truth's brightness, {method} is "
+            f"{words(MATCHED, 'the input')}.")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sirr {info,book,bench,train,publish,claims,remove} ...``.
+"""Command line: ``python -m sirr {info,book,bench,train,publish,claims,brightness,remove} ...``.
 
 ``python -m sirr`` is :mod:`sirr.__main__`, which calls :func:`main` here when it runs.
 
@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(c)
     c.add_argument("--seeds", type=int, nargs="*", default=None, help="only these of the claims' pre-registered seeds")
     c.add_argument("--status", action="store_true", help="print k of n runs done and any verdict; run nothing")
+
+    br = sub.add_parser("brightness", help="is a trained model removing reflections or only darkening? (chapter 6): "
+                                           "a constant-gain baseline and a brightness-matched comparison on the real "
+                                           "test sets, stored under results/<preset>/brightness/")
+    br.add_argument("method", nargs="?", choices=list(METHODS), default="la")
+    _common(br)
+    br.add_argument("--retrain", action="store_true", help="recompute even where a stored study exists")
 
     r = sub.add_parser("remove", help="remove reflections from photos of any size and format")
     r.add_argument("photos", nargs="+", help="image files")
@@ -183,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
                 p = s["progress"]
                 print(f"{s['id']} ({s['source']}): {p['done']} of {p['total']} runs done; "
                       f"verdict: {s['verdict'] or 'none until every run is in'}")
+            return 0
+        if args.verb == "brightness":
+            from sirrbook import brightness
+            from sirrbook.viz.tables import DATASET_NAMES
+
+            run = resolve(args.preset, seed=args.seed, device=args.device, data_root=args.data_root,
+                          results_dir=args.results_dir, retrain=args.retrain)
+            print(brightness.brightness_sentence(brightness.brightness_study(run, args.method), DATASET_NAMES))
             return 0
         if args.verb == "remove":
             remove_cli(photos=[Path(p) for p in args.photos], out=Path(args.out), method=args.method,
