@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
@@ -183,6 +184,26 @@ def test_status_rows_follow_the_stored_results(tmp_path):
     la = next(r for k, r in rows.items() if k.startswith("LA Table 1"))
     assert la["status"] == "not reached at this compute" and la["ours"].startswith("20.00 dB")
     assert rows["removes reflections: better than the input on real20"]["status"] == "agrees at CPU scale"
+
+
+def test_status_row_of_the_brightness_study_follows_its_interval(tmp_path):
+    from sirr.config import RunConfig, get_preset
+    from sirrbook.book.status import BEYOND_BRIGHTNESS, status_rows
+    from sirrbook.results import save_result
+
+    assert {r["claim or number"]: r for r in status_rows(tmp_path)}[BEYOND_BRIGHTNESS]["status"] == "not run"
+    rng = np.random.default_rng(0)
+    ident = list(rng.uniform(18, 24, 12))
+    worse = [v - 0.5 + (0.05 if k % 2 else -0.05) for k, v in enumerate(ident)]  # brightness-matched: 0.5 dB below
+    s = {"truth_ratio": [0.9] * 12, "output_ratio": [0.9] * 12, "psnr_identity": ident, "psnr_gain": ident,
+         "psnr_model": ident, "psnr_identity_matched": ident, "psnr_model_matched": worse,
+         "ssim_identity": [0.8] * 12, "ssim_gain": [0.8] * 12, "ssim_model": [0.8] * 12,
+         "image": [f"i{k}" for k in range(12)]}
+    save_result(RunConfig(preset=get_preset("cpu"), results_dir=tmp_path), "brightness/la",
+                {"method": "la", "gain": {"gain": 0.9, "photos": 4}, "sets": {"real20": s}}, seed=0)
+    row = {r["claim or number"]: r for r in status_rows(tmp_path)}[BEYOND_BRIGHTNESS]
+    assert row["status"] == "disagrees at CPU scale" and row["ours"].startswith("-0.50 dB [")
+    assert "over 12 photos" in row["ours"] and row["where"] == "06_evaluation"
 
 
 def test_gpu_time_tables_come_from_the_stored_reports(tmp_path):

@@ -76,6 +76,31 @@ def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: floa
     return rows
 
 
+#: The brightness study's claim as the status table states it (chapter 6 computes it; LA only).
+BEYOND_BRIGHTNESS = ("removes reflections, not only darkens: better than the input with both at the ground "
+                     "truth's brightness, all real photos")
+
+
+def _brightness_row(run: RunConfig) -> dict:
+    """LA's row for the brightness-matched comparison of chapter 6 (:mod:`sirrbook.brightness`), pooled over the
+    real photos; ``not run`` without a stored study."""
+    from sirrbook import brightness as B
+
+    row = {"paper": "LA", "claim or number": BEYOND_BRIGHTNESS, "ours": "—", "status": "not run",
+           "where": "06_evaluation", "also": (TRAINING_CHAPTER["la"],)}
+    study = load_result(run, "brightness/la", 0)
+    if study is None:
+        return row
+    df = B.brightness_frame(study)
+    r = df.loc[B.POOLED] if B.POOLED in df.index else df.iloc[0]
+    verdict = r[f"{B.MATCHED} verdict"]
+    row["ours"] = (f"{r[B.MATCHED]:+.2f} dB [{r[f'{B.MATCHED} low']:+.2f}, {r[f'{B.MATCHED} high']:+.2f}] over "
+                   f"{int(r['n'])} photos (`cpu` model; against a constant gain: {r[B.MODEL_VS_GAIN]:+.2f} dB, "
+                   f"{r[f'{B.MODEL_VS_GAIN} verdict']})")
+    row["status"] = {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(verdict, "inconclusive")
+    return row
+
+
 def status_rows(results_dir: str | Path) -> list[dict]:
     """The rows of the status table, from the stored results under ``results_dir``."""
     from sirrbook import claims
@@ -84,6 +109,7 @@ def status_rows(results_dir: str | Path) -> list[dict]:
     run = _cpu(Path(results_dir))
     rows = [_parameters_row()]
     rows += _model_rows(run, "la", "LA Table 1, real20 PSNR", paper_numbers.LA_TABLE1["real20"]["psnr"], ("real20",))
+    rows.append(_brightness_row(run))
     rows += _model_rows(run, "ts", "TS Table I, SIR² average PSNR", paper_numbers.TS_TABLE1["proposed"], SIR2)
     for cid in claims.CLAIMS:
         s = claims.claim_summary(run, cid)
