@@ -12,8 +12,8 @@ photo to photo.
   held-out synthetic validation triples (the training distribution, never a test set). It is the best any
   network could do by darkening alone, if it learned one gain for every photo.
 - **The model against that baseline**, with a paired 95% interval per set.
-- **Both at the ground truth's brightness.** The model's output and the input are each scaled so that their
-  mean equals the ground truth's mean, then compared. This uses the ground truth, so it is a diagnosis, not a
+- **Both at the ground truth's brightness.** The model's output and the input are each multiplied by the ground
+  truth's mean over their own mean (then clipped to [0, 1]), then compared. This uses the ground truth, so it is a diagnosis, not a
   method: it asks what the model does beyond brightness.
 - **Brightness ratios**: mean(ground truth) / mean(input) and mean(output) / mean(input), per image.
 
