@@ -61,6 +61,11 @@ def test_frame_separates_darkening_from_removal():
     assert df.loc[B.POOLED, B.MODEL_VS_GAIN] == pytest.approx(0.0, abs=1e-9)
     assert df.loc[B.POOLED, f"{B.MODEL_VS_GAIN} verdict"] == "no clear difference"
     assert abs(df.loc[B.POOLED, B.MATCHED]) < 1e-2
+    pooled = B.pooled_difference(study, B.GAIN_VS_INPUT)
+    assert pooled["n"] == 8 and pooled["mean"] == pytest.approx(df.loc[B.POOLED, B.GAIN_VS_INPUT])
+    assert pooled["verdict"] == df.loc[B.POOLED, f"{B.GAIN_VS_INPUT} verdict"]
+    assert B.pooled_difference(study, B.MODEL_VS_GAIN, "ssim_la")["mean"] == pytest.approx(
+        df.loc[B.POOLED, f"{B.MODEL_VS_GAIN} SSIM"])
     text = B.brightness_sentence(study, {"a": "Set A"})
     assert text.startswith("LA's outputs keep 0.80 of their input's mean brightness")
     assert "The constant gain 0.800, fitted on 4 synthetic validation triples, is better than the input" in text

@@ -41,7 +41,7 @@ from sirrbook.evaluation import paired_difference
 from sirrbook.results import load_or_compute
 
 __all__ = ["REAL_SETS", "least_squares_gain", "validation_gain", "score_brightness", "brightness_study",
-           "brightness_frame", "brightness_sentence", "BrightnessError"]
+           "pooled_difference", "brightness_frame", "brightness_sentence", "BrightnessError"]
 
 #: The real test sets the study reads (those with ground truth photographed without the glass).
 REAL_SETS = ("real20", "sir2_postcard", "sir2_solidobject", "sir2_wild")
@@ -172,6 +172,14 @@ CONTRASTS = {
 }
 #: The row that pools every real image of the study.
 POOLED = "all real photos (pooled)"
+
+
+def pooled_difference(study: dict, contrast: str, metric: str = "psnr_la") -> dict:
+    """:func:`sirrbook.evaluation.paired_difference` of one :data:`CONTRASTS` entry over every image of the study,
+    its sets pooled (``metric="ssim_la"``: the model against the gain in SSIM)."""
+    a, b = CONTRASTS[contrast] if metric == "psnr_la" else ("ssim_model", "ssim_gain")
+    sets = study["sets"].values()
+    return paired_difference([v for s in sets for v in s[a]], [v for s in sets for v in s[b]], metric)
 
 
 def brightness_frame(study: dict) -> pd.DataFrame:

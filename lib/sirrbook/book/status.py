@@ -91,13 +91,10 @@ def _brightness_row(run: RunConfig) -> dict:
     study = load_result(run, "brightness/la", 0)
     if study is None:
         return row
-    df = B.brightness_frame(study)
-    r = df.loc[B.POOLED] if B.POOLED in df.index else df.iloc[0]
-    verdict = r[f"{B.MATCHED} verdict"]
-    row["ours"] = (f"{r[B.MATCHED]:+.2f} dB [{r[f'{B.MATCHED} low']:+.2f}, {r[f'{B.MATCHED} high']:+.2f}] over "
-                   f"{int(r['n'])} photos (`cpu` model; against a constant gain: {r[B.MODEL_VS_GAIN]:+.2f} dB, "
-                   f"{r[f'{B.MODEL_VS_GAIN} verdict']})")
-    row["status"] = {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(verdict, "inconclusive")
+    d, g = B.pooled_difference(study, B.MATCHED), B.pooled_difference(study, B.MODEL_VS_GAIN)
+    row["ours"] = (f"{d['mean']:+.2f} dB [{d['low']:+.2f}, {d['high']:+.2f}] over {d['n']} photos (`cpu` model; "
+                   f"against a constant gain: {g['mean']:+.2f} dB, {g['verdict']})")
+    row["status"] = {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(d["verdict"], "inconclusive")
     return row
 
 
