@@ -35,9 +35,9 @@ import torch
 from sirr.config import RunConfig
 from sirr.errors import SirrError
 from sirr.messages import repo_relative
-from sirr.metrics import downsize_max_side, psnr, resize_multiple_of, ssim
+from sirr.metrics import psnr, ssim
 from sirr.train.validation import ValidationSet, hold_out
-from sirrbook.evaluation import paired_difference
+from sirrbook.evaluation import la_sized, paired_difference, verdict_phrase
 from sirrbook.results import load_or_compute
 
 __all__ = ["REAL_SETS", "least_squares_gain", "validation_gain", "score_brightness", "brightness_study",
@@ -97,9 +97,7 @@ def score_brightness(predict: Callable[[np.ndarray], np.ndarray], dataset, gain:
         name, I, T = s[0], s[1], s[2]
         if T is None:
             continue
-        I = resize_multiple_of(downsize_max_side(np.asarray(I, np.float32), max_side).astype(np.float64), 8)
-        T = resize_multiple_of(downsize_max_side(np.asarray(T, np.float32), max_side).astype(np.float64), 8)
-        I, T = I.astype(np.float32), T.astype(np.float32)
+        I, T = la_sized(I, max_side), la_sized(T, max_side)
         Y = np.clip(np.asarray(predict(I), np.float32), 0.0, 1.0)
         mi, mt, my = float(I.mean()), float(T.mean()), float(Y.mean())
         G = _scaled(I, gain)
@@ -174,12 +172,17 @@ CONTRASTS = {
 POOLED = "all real photos (pooled)"
 
 
+def _pooled(study: dict) -> dict[str, list]:
+    """Every image of the study, its sets pooled: ``image`` and each of the :data:`MEASURES`."""
+    return {k: [v for s in study["sets"].values() for v in s[k]] for k in ("image", *MEASURES)}
+
+
 def pooled_difference(study: dict, contrast: str, metric: str = "psnr_la") -> dict:
     """:func:`sirrbook.evaluation.paired_difference` of one :data:`CONTRASTS` entry over every image of the study,
     its sets pooled (``metric="ssim_la"``: the model against the gain in SSIM)."""
     a, b = CONTRASTS[contrast] if metric == "psnr_la" else ("ssim_model", "ssim_gain")
-    sets = study["sets"].values()
-    return paired_difference([v for s in sets for v in s[a]], [v for s in sets for v in s[b]], metric)
+    pooled = _pooled(study)
+    return paired_difference(pooled[a], pooled[b], metric)
 
 
 def brightness_frame(study: dict) -> pd.DataFrame:
@@ -187,7 +190,7 @@ def brightness_frame(study: dict) -> pd.DataFrame:
     the mean PSNR difference (dB) with its paired 95% interval and verdict; ``model − gain`` also in SSIM."""
     sets = dict(study["sets"])
     if len(sets) > 1:
-        sets[POOLED] = {k: [v for s in study["sets"].values() for v in s[k]] for k in ("image", *MEASURES)}
+        sets[POOLED] = _pooled(study)
     rows = []
     for name, s in sets.items():
         out = np.asarray(s["output_ratio"])
@@ -214,16 +217,13 @@ def brightness_sentence(study: dict, names: dict[str, str] | None = None) -> str
     """What the study found, in words and from its numbers: how bright the model makes its outputs, what the
     constant gain gets, how the model compares with that gain (pooled, then per set), and what is left at the
     ground truth's brightness. ``names`` maps set keys to the names to print."""
-    from sirrbook.evaluation import verdict_phrase
-
     names = names or {}
     df = brightness_frame(study)
     g = study["gain"]
     real = df.drop(index=POOLED, errors="ignore")
-    lo = min(r[0] for r in real["output / input (range)"])
-    hi = max(r[1] for r in real["output / input (range)"])
-    truth = np.concatenate([np.asarray(s["truth_ratio"]) for s in study["sets"].values()])
-    output = np.concatenate([np.asarray(s["output_ratio"]) for s in study["sets"].values()])
+    images = _pooled(study)
+    truth, output = np.asarray(images["truth_ratio"]), np.asarray(images["output_ratio"])
+    lo, hi = float(output.min()), float(output.max())
     slope = float(np.polyfit(truth, output, 1)[0]) if np.ptp(truth) > 0 else float("nan")
     method = study["method"].upper()
     pooled = df.loc[POOLED] if POOLED in df.index else df.iloc[0]

@@ -26,6 +26,13 @@ from sirr.metrics import CONVENTIONS, downsize_max_side, psnr, resize_multiple_o
 __all__ = ["evaluate", "summarise", "paired_difference", "seed_paired_difference", "VERDICTS", "LOWER_IS_BETTER"]
 
 
+def la_sized(img: np.ndarray, max_side: int | None = None) -> np.ndarray:
+    """``img`` as the LA convention scores it: shrunk (antialiased) so its longer side is at most ``max_side``, then
+    resized to a multiple of 8, as float32."""
+    small = downsize_max_side(np.asarray(img, dtype=np.float32), max_side)
+    return resize_multiple_of(small.astype(np.float64), 8).astype(np.float32)
+
+
 def evaluate(predict: Callable, dataset, conventions: Iterable[str] = CONVENTIONS, max_side: int | None = None,
              max_images: int | None = None, device: str | None = None, progress: bool = False,
              lpips: bool = False):
@@ -75,8 +82,7 @@ def evaluate(predict: Callable, dataset, conventions: Iterable[str] = CONVENTION
         seconds = []
         outs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if "la" in conventions:
-            I8 = resize_multiple_of(I.astype(np.float64), 8).astype(np.float32)
-            T8 = resize_multiple_of(T.astype(np.float64), 8).astype(np.float32)
+            I8, T8 = la_sized(I), la_sized(T)
             y, dt = run(I8, pad=False)
             seconds.append(dt)
             outs["la"] = (y, T8)

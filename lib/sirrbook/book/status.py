@@ -39,6 +39,11 @@ _CLAIM_STATUS = {"agrees with the paper": "agrees at CPU scale", "disagrees": "d
                  "inconclusive at this scale": "inconclusive"}
 
 
+def _verdict_status(verdict: str) -> str:
+    """The status of a "better than the input" row from its paired interval's verdict."""
+    return {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(verdict, "inconclusive")
+
+
 def _cpu(results_dir: Path) -> RunConfig:
     return RunConfig(preset=get_preset("cpu"), results_dir=results_dir)
 
@@ -69,7 +74,7 @@ def _model_rows(run: RunConfig, method: str, paper_label: str, paper_value: floa
                         else "not reached at this compute"), "where": "06_evaluation", "also": also}]
     vs = (res.get("vs_identity") or {}).get("real20", {}).get("psnr_la")
     if vs:
-        status = {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(vs["verdict"], "inconclusive")
+        status = _verdict_status(vs["verdict"])
         rows.append({"paper": method.upper(), "claim or number": "removes reflections: better than the input on real20",
                      "ours": f"{vs['mean']:+.2f} dB [{vs['low']:+.2f}, {vs['high']:+.2f}] vs identity",
                      "status": status, "where": "06_evaluation", "also": also})
@@ -94,7 +99,7 @@ def _brightness_row(run: RunConfig) -> dict:
     d, g = B.pooled_difference(study, B.MATCHED), B.pooled_difference(study, B.MODEL_VS_GAIN)
     row["ours"] = (f"{d['mean']:+.2f} dB [{d['low']:+.2f}, {d['high']:+.2f}] over {d['n']} photos (`cpu` model; "
                    f"against a constant gain: {g['mean']:+.2f} dB, {g['verdict']})")
-    row["status"] = {"better": "agrees at CPU scale", "worse": "disagrees at CPU scale"}.get(d["verdict"], "inconclusive")
+    row["status"] = _verdict_status(d["verdict"])
     return row
 
 
