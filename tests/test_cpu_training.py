@@ -11,7 +11,7 @@ from sirr.config import ConfigError, resolve
 from sirr.methods import get_method
 from sirr.metrics import psnr
 from sirr.train.engine import load_checkpoint, read_metrics, resolve_precision
-from sirr.train.validation import ValidationSet, hold_out
+from sirr.train.validation import ValidationSet, held_out_validation, hold_out, split_for_validation
 from sirrbook.weights import export_weights
 
 
@@ -68,6 +68,24 @@ def test_validation_identity_score_is_psnr_of_the_input():
     s = v.score(lambda x: x)
     assert math.isclose(s["val_psnr"], s["val_identity_psnr"], abs_tol=1e-3)
     assert v.score(lambda x: torch.zeros_like(x))["val_psnr"] < s["val_psnr"]
+
+
+def test_held_out_validation_is_what_training_holds_out():
+    """The trainer, the claims and the brightness study all take their validation triples from one function."""
+    rng = np.random.default_rng(1)
+    photos = [(f"p{i:02d}", rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)) for i in range(12)]
+    run = resolve("smoke", data_root="none", validation__photos=4, validation__size=64, validation__recipe="ts")
+    train, vs = held_out_validation(run, photos)
+    said: list[str] = []
+    train2, vs2 = split_for_validation(run, photos, "cpu", 25, said.append)
+    assert [n for n, _ in train] == [n for n, _ in train2] and len(train) == 8
+    assert vs.names == vs2.names
+    assert not {n for n, _ in train} & set(vs.names) and (vs.recipe, vs.size, len(vs)) == ("ts", 64, 4)
+    assert torch.equal(vs.I, vs2.I) and torch.equal(vs.T, vs2.T)  # the same triples, drawn with the fixed seed
+    assert said == [f"validation: 4 photos held out of the training pool, 4 TS triples at 64 px (identity PSNR "
+                    f"{vs.identity_psnr:.2f} dB, SSIM {vs.identity_ssim:.3f}), scored every 25 steps"]
+    none = resolve("smoke", data_root="none", validation__photos=0)
+    assert held_out_validation(none, photos) == (photos, None)
 
 
 @pytest.mark.parametrize("method", ["la", "ts"])

@@ -36,7 +36,7 @@ from sirr.config import RunConfig
 from sirr.errors import SirrError
 from sirr.messages import repo_relative
 from sirr.metrics import psnr, ssim
-from sirr.train.validation import ValidationSet, hold_out
+from sirr.train.validation import ValidationSet, held_out_validation, hold_out
 from sirrbook.evaluation import la_sized, paired_difference, verdict_phrase
 from sirrbook.results import load_or_compute
 
@@ -77,8 +77,9 @@ def validation_gain(run: RunConfig) -> dict[str, Any]:
     photos = _training_photos(run)
     if len(photos) < n + 2:
         raise BrightnessError(f"validation_gain: {len(photos)} training photos cannot give {n} triples for the gain")
-    _, held = hold_out(photos, n)
-    vs = ValidationSet(held, v.recipe, v.size, "cpu")
+    _, vs = held_out_validation(run, photos)
+    if vs is None:  # smoke: triples of training photos, by the same recipe
+        vs = ValidationSet(hold_out(photos, n)[1], v.recipe, v.size, "cpu")
     return {"gain": least_squares_gain(vs.I, vs.T), "photos": len(vs), "held_out": bool(v.photos),
             "recipe": v.recipe, "size": v.size, "truth_ratio": float(vs.T.double().mean() / vs.I.double().mean())}
 

@@ -59,7 +59,7 @@ from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware
 from sirr.train.rundir import default_run_dir
 from sirrbook.results import load_result, result_path, save_result
-from sirr.train.validation import ValidationSet, hold_out
+from sirr.train.validation import ValidationSet, held_out_validation, hold_out
 
 __all__ = ["Claim", "Arm", "CLAIMS", "VERDICTS", "claim", "claim_run", "run_claim", "claim_progress",
            "claim_summary", "claim_runs", "reflection_edge_energy", "background_edge_energy", "sharpness",
@@ -290,11 +290,10 @@ def _photos(run: RunConfig):
 
 def _held_out(run: RunConfig) -> ValidationSet:
     """The preset's validation triples (the same photos every trainer holds out), with R kept."""
-    v = run.preset.validation
-    if not v.photos:
+    _, vs = held_out_validation(run, _photos(run))
+    if vs is None:
         raise ClaimError(f"preset {run.preset.name!r} has no validation photos; the claims need held-out triples")
-    _, held = hold_out(_photos(run), v.photos)
-    return ValidationSet(held, v.recipe, v.size, "cpu")
+    return vs
 
 
 def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n: int = 4) -> torch.Tensor:

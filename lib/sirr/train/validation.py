@@ -20,7 +20,7 @@ from sirr.data.pool import PhotoPool
 from sirr.data.synthesis import ReflectionSynthesizer
 from sirr.metrics import psnr, ssim
 
-__all__ = ["hold_out", "ValidationSet", "VALIDATION_SEED", "split_for_validation"]
+__all__ = ["hold_out", "ValidationSet", "VALIDATION_SEED", "held_out_validation", "split_for_validation"]
 
 #: Seed of the validation triples (the same triples for every training seed).
 VALIDATION_SEED = 20_211_019
@@ -59,7 +59,7 @@ class ValidationSet:
         self.R = b["R"].to(device)  # the reflection as it appears in I (for the claim experiments' measures)
         self.names = [_name(photos, i) for i in range(len(photos))]
         self.batch_size = batch_size
-        self.recipe = recipe
+        self.recipe, self.size = recipe, size
         self.identity_psnr, self.identity_ssim = self._means(self.I)
 
     def __len__(self) -> int:
@@ -88,18 +88,23 @@ class ValidationSet:
                 "val_identity_ssim": round(self.identity_ssim, 4)}
 
 
-def split_for_validation(run: Any, photos: Sequence, device: torch.device | str, every: int,
-                         log: Callable[[str], None]) -> tuple[Sequence, ValidationSet | None]:
-    """``(training photos, validation set)`` for a job: ``run.preset.validation.photos`` held out of ``photos``
-    and made into triples by the preset's one validation recipe (``(photos, None)`` when the preset has no
-    validation set); says so in one line."""
+def held_out_validation(run: Any, photos: Sequence, device: torch.device | str = "cpu"
+                        ) -> tuple[Sequence, ValidationSet | None]:
+    """``(training photos, validation set)``: ``run.preset.validation.photos`` held out of ``photos`` and made
+    into triples by the preset's one validation recipe; ``(photos, None)`` when the preset holds none out."""
     val = run.preset.validation
     if not val.photos:
         return photos, None
     photos, held = hold_out(photos, val.photos)
-    recipe = val.recipe
-    vset = ValidationSet(held, recipe, val.size, device)
-    log(f"validation: {len(held)} photos held out of the training pool, {len(held)} {recipe.upper()} triples at "
-        f"{val.size} px (identity PSNR {vset.identity_psnr:.2f} dB, SSIM {vset.identity_ssim:.3f}), scored every {every} "
-        "steps")
+    return photos, ValidationSet(held, val.recipe, val.size, device)
+
+
+def split_for_validation(run: Any, photos: Sequence, device: torch.device | str, every: int,
+                         log: Callable[[str], None]) -> tuple[Sequence, ValidationSet | None]:
+    """:func:`held_out_validation` for a training job, said in one line of its log."""
+    photos, vset = held_out_validation(run, photos, device)
+    if vset is not None:
+        log(f"validation: {len(vset)} photos held out of the training pool, {len(vset)} {vset.recipe.upper()} triples "
+            f"at {vset.size} px (identity PSNR {vset.identity_psnr:.2f} dB, SSIM {vset.identity_ssim:.3f}), scored "
+            f"every {every} steps")
     return photos, vset
