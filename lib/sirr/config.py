@@ -173,7 +173,7 @@ PRESETS: dict[str, Preset] = {
         name="cpu",
         description=(
             "Two CPU cores, a fixed number of optimiser steps in fp32 (the same model on any machine; about "
-            "2 h for LA and 1.5 h for TS on a 2-core x86 machine): the full LA network, 800 steps at lr 2e-4 "
+            "2.5 h for LA and 1.5 h for TS on a 2-core x86 machine): the full LA network, 800 steps at lr 2e-4 "
             "then 400 at lr 1e-4 (the paper's two rates; its fine-tuning adds real pairs we do not have), at the "
             "paper's batch 2 on 128 px crops; TS at a quarter of the release's widths, 800 + 800 steps at batch 4 "
             "on 128 px crops. The committed model is the best-validation checkpoint (48 held-out synthetic "

@@ -3,7 +3,7 @@
 :func:`real_reflection_photos` gives real photos taken through glass (CEILNet real, Zhang et al. 2018 real)
 for the chapters' example grids and ``sirr remove --demo``; without a data root, LA-synthesised blends of the
 photos that ship inside installed packages, logged as such. :func:`benchmark_inventory` compares each test
-set found under the data root with the count the papers evaluate on (``python -m sirr data``).
+set found under the data root with the count the papers evaluate on (``python -m sirr info``).
 """
 
 from __future__ import annotations
