@@ -161,5 +161,5 @@ def test_cost_table_is_one_row_per_size_without_gaps(tmp_path):
     table = cost_table([rep], paper_seconds=0.068)
     assert list(table["size"]) == ["24x32", "16x16", "400x540"]  # two sizes, then the paper's row
     assert not table.isna().any().any()
-    assert set(table["weights"][:2]) == {"trained"}
+    assert set(table["weights"][:2]) == {"trained, 7 steps"}  # which weights the paths were checked on
     assert "sirr remove` runs in" in cost_sentences([rep])

@@ -180,12 +180,15 @@ def loss_curves(metrics, columns: Sequence[str] | None = None, title: str | None
 
 def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
     """One row per (device, size) of stored ``python -m sirr bench`` reports: fp32 eager, the fastest accepted
-    path, its speed-up and how close its output is to fp32 (PSNR on the bench's weights); then the training
+    path, its speed-up and how close its output is to fp32 (PSNR on the bench's weights, whose training steps the
+    ``weights`` column gives); then the training
     step and, if given, the paper's time. Every path of every report stays in the JSON (``results/bench``)."""
     rows = []
     for rep in reports:
         prov = rep.get("provenance", {})
-        weights = "trained" if (rep.get("weights") or {}).get("trained") else "random init"
+        w = rep.get("weights") or {}
+        weights = ("random init" if not w.get("trained") else
+                   f"trained, {w['steps']} steps" if w.get("steps") is not None else "trained")
         eager = {r["size"]: r["median_s"] for r in rep.get("inference", []) if r.get("path") == "fp32 eager"
                  and "median_s" in r}
         common = {"device": rep.get("device"), "weights": weights, "commit": str(prov.get("commit", ""))[:10],
