@@ -86,7 +86,7 @@ class TSTrainConfig:
     lr_discriminator: float = 2e-5  # RMSprop, D (release: 2e-4)
     batch_size: int = 6
     crop: int = 256
-    weight_clip: float = 0.01  # WGAN critic clipping
+    weight_clip: float = 0.01  # WGAN critic clipping (release; the paper names none)
     stage2_edges: str = "ground_truth"  # "ground_truth" (release) or "confidence_map" (paper test-time path)
     checkpoint_every: int = 1000
     log_every: int = 10

@@ -32,7 +32,7 @@ __all__ = [
     "GradientMapError",
 ]
 
-#: ``k_L`` of LA Sec. 3.1: the 3x3 Laplacian the MLSM kernel is initialised to.
+#: ``k_L`` of LA Sec. 3 ("Multi-scale Laplacian Features"): the 3x3 Laplacian the MLSM kernel is initialised to.
 LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
 
 

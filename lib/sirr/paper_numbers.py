@@ -60,6 +60,7 @@ TS_TABLE1: dict[str, float] = {
     "proposed": 23.01,
 }
 
-#: LA Sec. 5: cost of the released network.
+#: LA Sec. 5: cost of the released network ("10.926M" parameters; the exact count is the released
+#: ``model.pth``'s, from ``../shared/spec``).
 LA_COST = {"parameters": 10_925_719, "parameters_paper_rounded": "10.926M", "gflops_per_iteration": 111.63,
            "seconds_400x540_rtx2080ti": 0.068}

@@ -1,6 +1,6 @@
 """Chapter 05's ten-minute experiment: TS's second stage F2 learns to rebuild a background from its edges.
 
-TS Sec. III-B: F2 takes z = [I, E_B, E_R] and returns B_final, trained on L_2 (Eq. 7). Here E_B and E_R
+TS Sec. III: F2 takes z = [I, E_B, E_R] and returns B_final, trained on L_2 (Eq. 7). Here E_B and E_R
 come from the ground truth, as the release trains F2 (:func:`sirr.models.two_stage.ground_truth_edge_sets`),
 so F2 only has to learn to fill in a background between edges it is told about. The recipe is the same at
 every preset except ``smoke`` (a laptop experiment: a quarter of the release's widths, 96 px crops, batch 4,
@@ -62,7 +62,7 @@ def lesson_recipe(run: RunConfig) -> EdgeLesson:
 
 
 def _edges(I: torch.Tensor, T: torch.Tensor, R: torch.Tensor, edges: str) -> torch.Tensor:
-    """z = [I, E_B, E_R] (TS Sec. III-B) with ideal edges, or [I, 0, 0] without them."""
+    """z = [I, E_B, E_R] (TS Sec. III) with ideal edges, or [I, 0, 0] without them."""
     if edges == "none":
         return torch.cat([I, torch.zeros_like(I), torch.zeros_like(I)], dim=1)
     e_b, e_r = ground_truth_edge_sets(I, T, R)

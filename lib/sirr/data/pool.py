@@ -1,7 +1,7 @@
 """The training pool: the natural photos training mixtures are synthesised from, minus every test photo.
 
-Both papers synthesise their training mixtures from PASCAL VOC 2012 photos (LA Sec. 5, TS Sec. IV-B);
-we add the whole BSDS500 and the Sun-Hays 80 scenes, all read in their published layouts under the
+TS synthesises its training mixtures from PASCAL VOC 2012 photos (TS Sec. IV-B); LA from the image set of
+CEILNet [4] (LA Sec. 5), which CEILNet's release draws from VOC 2012 too. We add the whole BSDS500 and the Sun-Hays 80 scenes, all read in their published layouts under the
 data root:
 
 * ``VOCdevkit/VOC2012/JPEGImages/<VOC id>.jpg`` (a user's full 17k-photo VOC too: files are listed,

@@ -358,7 +358,7 @@ def synthesize_ts(
     vignette: Param = None,
     shift: torch.Tensor | Sequence[float] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """TS release's synthesis (Li & Lun 2019): ``I = clip(alpha T + R)``.
+    """TS release's synthesis (Li & Lun 2019): ``I = clip(alpha T + R)``, TS Eq. 1's I = I_B + I_R.
 
     As RM2S ``custom_data_reflection_simulation.py``, per sample:
 

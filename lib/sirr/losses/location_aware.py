@@ -79,7 +79,10 @@ def gamma_inverse(x: torch.Tensor, gamma: float = 2.2) -> torch.Tensor:
 def rcmap_composition_loss(
     rcmaps: Sequence[torch.Tensor], I: torch.Tensor, T: torch.Tensor, R: torch.Tensor, theta: float = 0.85
 ) -> torch.Tensor:
-    """RCMap loss L_Ĉ, LA Eq. 8: Σ_i θ^(N−i) MSE(I, Î_i) with Î_i = (1 − Ĉ_i) ∘ T + R (Eq. 7)."""
+    """RCMap loss L_Ĉ, LA Eq. 8: Σ_i θ^(N−i) MSE(I, Î_i) with Î_i = (1 − Ĉ_i) ∘ T + R (Eq. 7).
+
+    Eq. 1's image model I = W ∘ T + R with W = 1 − RCMap, used as a loss: how the RDM learns without
+    ground-truth masks."""
     for c in rcmaps:
         _check_like("rcmap_composition_loss: rcmap", c, I)
     return iteration_weighted([F.mse_loss((1.0 - c) * T + R, I) for c in rcmaps], theta)
@@ -98,7 +101,8 @@ def residual_loss(
     """Residual loss L_res, LA Sec. 4 (after IBCLN): Eq. 6 re-composed with one predicted layer.
 
     T̂^g_i = α·g_inv(T) + g_inv(R̂_i) and R̂^g_i = α·g_inv(T̂_i) + g_inv(R), each compared with
-    g_inv(I) by MSE, θ-weighted over iterations (Eq. 8 form). ``alpha``: float or (B,) tensor.
+    g_inv(I) by MSE, θ-weighted over iterations (Eq. 8 form). The paper states only the T̂^g_i term; the R̂^g_i
+    term is our reading of "in two forms", as IBCLN's loss has both. ``alpha``: float or (B,) tensor.
     """
     if len(reflections) != len(transmissions):
         raise LossInputError(f"residual_loss: {len(reflections)} reflections but {len(transmissions)} transmissions")
@@ -196,7 +200,10 @@ def mix_loss(
 
 
 def adversarial_loss(d_fake_logits: torch.Tensor) -> torch.Tensor:
-    """Adversarial loss L_adv, LA Eq. 14: −log D(T̂), as BCE-with-logits against 1 (numerically stable)."""
+    """Adversarial loss L_adv, LA Eq. 14: Σ −log D(T, T̂), with D's output on the pair given as logits.
+
+    BCE-with-logits against 1 (numerically stable); how D reads the pair (T, T̂) is in
+    :class:`sirr.models.location_aware.LocationAwareDiscriminator`."""
     logits = d_fake_logits.float()
     return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 

@@ -74,7 +74,9 @@ def reconstruction_loss(
 ) -> dict[str, torch.Tensor]:
     """Reconstruction loss L_rec, TS Eq. 3: Σ_i λ1 ‖Φ_i(F1(I)) − Φ_i(I_B)‖² + λ2 ‖F1(I) − I_B‖₁.
 
-    Returns ``{"feature", "pixel", "total"}`` (feature = Σ_i MSE over conv(i_2), pixel = mean L1).
+    Returns ``{"feature", "pixel", "total"}`` (feature = Σ_i MSE over conv(i_2), i = 1..5, pixel = mean L1).
+    The paper's feature norm is not legible as squared or not, nor its upper index; the MSE and i = 1..5 are
+    the release's.
     """
     _check_pair("reconstruction_loss", b_hat, b)
     return _reconstruction_terms(vgg(b_hat), _target_features(vgg, b), b_hat, b, lambda1, lambda2)
@@ -135,7 +137,8 @@ def stage2_generator_loss(
 
     ``d_fake`` are the critic's raw scores on F2(z) (WGAN, no sigmoid), averaged. ``use_adversarial``
     False is Table I's "without the adversarial term".
-    Returns ``{"feature", "pixel", "rec", "adv", "total"}`` (``adv`` = −mean D(F2(z)), unweighted).
+    Returns ``{"feature", "pixel", "rec", "adv", "total"}`` (``adv`` = −mean D(F2(z)), unweighted); the
+    feature term is the release's MSE over conv(i_2), i = 1..5, as in :func:`reconstruction_loss`.
     """
     parts = reconstruction_loss(vgg, b_final, b, lambda1, lambda2)
     parts = {"feature": parts["feature"], "pixel": parts["pixel"], "rec": parts["total"]}
@@ -159,7 +162,10 @@ def critic_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def clip_critic_weights(module: nn.Module, c: float = 0.01) -> None:
-    """Clip every parameter of the critic to [−c, c] (WGAN weight clipping used with TS Eq. 8; c = 0.01)."""
+    """Clip every parameter of the critic to [−c, c] (WGAN weight clipping with TS Eq. 8, c = 0.01).
+
+    The release's, not the paper's: TS names neither WGAN nor clipping, but its Eq. 8 is a WGAN critic
+    loss and the release clips after every critic step."""
     if c <= 0:
         raise LossInputError(f"clip_critic_weights: c must be positive, got {c}")
     for parameter in module.parameters():

@@ -1,10 +1,12 @@
 """Frozen VGG-19 feature extractor shared by both papers' perceptual terms.
 
-LA Eq. 10 (L_P) and TS Eq. 3, 4, 7 (L_rec, L_FR, L_2) compare VGG-19 features at the layers
-``conv1_2 .. conv5_2``. The two papers read "conv k_2" differently:
+LA Eq. 10 (L_P) and TS Eq. 3 and 7 (L_rec, L_2) compare VGG-19 features at the layers
+``conv1_2 .. conv5_2``; TS Eq. 4 (L_FR) takes the magnitude of those at ``conv1_2 .. conv3_2``. Which tensor
+"conv k_2" names is not in either paper:
 
-* **LA** follows Zhang et al. [57], whose TensorFlow VGG names the *ReLU output* of a convolution
-  ``conv k_2``; use ``after_relu=True`` (the default).
+* **LA** says only "the layers 'conv k_2' of the standard VGG-19 net". We read it as the *ReLU output*,
+  as in the TensorFlow VGG of Zhang et al. [57] that LA's losses build on (our reading, not LA's text);
+  use ``after_relu=True`` (the default).
 * **TS**'s release takes the convolution output *before* BatchNorm/ReLU (VGG-19-BN, pre-activation);
   use ``after_relu=False`` (see :func:`sirr.losses.two_stage.two_stage_vgg`).
 

@@ -154,11 +154,12 @@ def _clip_kernel_grad(param: torch.Tensor, max_norm: float) -> None:
 
 
 class MultiScaleLaplacian(nn.Module):
-    """Multi-scale Laplacian sub-module MLSM, LA Eq. 4: Concat(U↑_j(L_ap(X↓_j)) for j = 8, 4, 2; L_ap(X_in)).
+    """Multi-scale Laplacian sub-module MLSM, LA Eq. 4: Concat(L_ap(X_in), U↑_j(L_ap(X↓_j)) for j = 2, 4, 8).
 
     One learnable depthwise 3×3 kernel per channel (no bias), initialised to k_L and shared by all
     scales. Input is bilinearly resized by 1/8, 1/4, 1/2 (no antialiasing, as the release), filtered,
-    resized back to the input size, and the four responses are concatenated as [1/8, 1/4, 1/2, 1].
+    resized back to the input size, and the four responses are concatenated as [1/8, 1/4, 1/2, 1] (the
+    release's order; Eq. 4 lists the full-size response first, which changes only the channel order).
     ``MultiScaleLaplacian(channels=3)(img)`` gives the 12-channel Eq. 4 features of an RGB image; a
     module built for 6 channels also accepts a 3-channel tensor (using the first 3 channels' kernels).
 
@@ -232,7 +233,7 @@ class MultiScaleLaplacian(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """LA Eq. 4: [L_ap * x, up(L_ap * down_2 x), up(L_ap * down_4 x)]."""
+        """LA Eq. 4: L_ap * x and up(L_ap * down_j x) for j = 2, 4, 8, in the order of ``self.scales``."""
         if x.ndim != 4 or x.shape[1] > self.channels:
             raise LocationAwareInputError(
                 f"MultiScaleLaplacian: expected (B, C<={self.channels}, H, W), "
@@ -243,7 +244,7 @@ class MultiScaleLaplacian(nn.Module):
         kernel = self.kernel[: c * self.filters_per_channel]
         h, w = x.shape[-2:]
         responses = []
-        for s in self.scales:  # s = 1, 2, 4
+        for s in self.scales:  # 8, 4, 2, 1 (the release's order), or 1 alone for the single-scale SLSM
             if s == 1:  # L_ap * x, one 3×3 kernel per channel
                 responses.append(F.conv2d(x, kernel, padding=1, groups=c))
                 continue
@@ -253,7 +254,7 @@ class MultiScaleLaplacian(nn.Module):
             lap = F.conv2d(small, kernel, padding=1, groups=c)
             responses.append(F.interpolate(  # back to (H, W)
                 lap, size=(h, w), mode="bilinear", align_corners=False))
-        return torch.cat(responses, dim=1)  # (B, 3·C·filters, H, W)
+        return torch.cat(responses, dim=1)  # (B, len(scales)·C·filters, H, W): 4·C·filters for Eq. 4
 
 
 class ConvLSTMCell(nn.Module):
@@ -396,7 +397,7 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class LocationAwareFlags:
     """LA's switches: the release's choices by default ("Ours"), and one row of LA Table 2 each."""
 
-    iterations: int = 3  # N, the recurrence's iterations (Sec. 3)
+    iterations: int = 3  # N, the recurrence's iterations (set in Sec. 5, as IBCLN's)
     tsm_weight: str = "one_minus_c"  # TSM weights f_Lap by 1 − Ĉ_i (release) or "c" (Ĉ_i)
     stage2_rcmap: str = "c"  # G_T reads Ĉ_i (release) or "one_minus_c" (1 − Ĉ_i, Eq. 3's text)
     use_rdm_tsm: bool = True  # False: "w/o RDM & TSM"
