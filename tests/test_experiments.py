@@ -366,6 +366,12 @@ def test_publish_records_scores_with_intervals_and_exports_the_best_checkpoint(t
         assert cmp["psnr_la"]["verdict"] in ("better", "worse", "no clear difference")
         w = out["weights"]
         assert w["checkpoint"] == "best.pt" and w["selected_step"] == res.best["step"] and w["steps"] == res.steps
+        exported = torch.load(tmp_path / w["path"], weights_only=True)["model"]  # the file, not only its label
+        best = torch.load(res.best_checkpoint, weights_only=True)["model"]
+        assert set(exported) == set(best)
+        for k, v in best.items():
+            if v.is_floating_point():
+                assert torch.equal(exported[k], v.half()), k
         again = ex.publish(run, "la", verbose=False)  # repeatable: the same scores from the same checkpoint
         assert again["evaluation"]["scores"][dname]["psnr_la"] == pytest.approx(ev["scores"][dname]["psnr_la"])
     finally:

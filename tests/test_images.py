@@ -380,7 +380,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         write_image(p, np.ones((2, 2, 3)))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         write_image(tmp_path / "new.png", np.ones((2, 2, 3)))
     assert p.read_bytes() == old
     assert not (tmp_path / "new.png").exists()

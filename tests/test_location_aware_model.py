@@ -247,7 +247,7 @@ def test_mlsm_standalone_scales_and_known_values():
     torch.testing.assert_close(d[:, 1::2], torch.zeros_like(d[:, 1::2]))  # d/dy
     model_mlsm = LocationAware().mlsm
     assert model_mlsm(image(1, 3, 16, 16)).shape == (1, 12, 16, 16)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"MultiScaleLaplacian: expected \(B, C<=6, H, W\), got \(1, 7, 16, 16\)"):
         model_mlsm(image(1, 7, 16, 16))
 
 
@@ -279,7 +279,7 @@ def _save(tmp_path: Path, obj) -> Path:
     return path
 
 
-def test_release_loading_rejects_bad_files(tmp_path, release_state):
+def test_release_loading_rejects_bad_files(tmp_path, release_state, pickled_code):
     missing = dict(release_state)
     del missing["conv_o.0.bias"]
     with pytest.raises(ValueError, match=r"1 missing: conv_o\.0\.bias"):
@@ -293,17 +293,14 @@ def test_release_loading_rejects_bad_files(tmp_path, release_state):
     two_stage_like = {"stage1.enc1.0.weight": torch.zeros(64, 3, 3, 3), "stage2.dec.weight": torch.zeros(3, 64, 3, 3)}
     with pytest.raises(ValueError, match="not the authors' Location-aware"):
         LocationAware.from_release(_save(tmp_path, two_stage_like))
+    payload, ran = pickled_code
     with pytest.raises(ValueError, match="refusing to load pickled code"):
-        LocationAware.from_release(_save(tmp_path, {"model": _PickledCode()}))
+        LocationAware.from_release(_save(tmp_path, {"model": payload}))
+    assert not ran.exists()
     with pytest.raises(ValueError, match="does not fit"):  # an ablated network cannot take the release
         LocationAware.from_release(_save(tmp_path, release_state), multiscale=False)
     with pytest.raises(FileNotFoundError, match="zdlarr"):
         LocationAware.from_release(tmp_path / "nope.pth")
-
-
-class _PickledCode:
-    def __reduce__(self):
-        return (print, ("this must never run",))
 
 
 # --- FLOPs, discriminator, devices -----------------------------------------------------------------
@@ -343,7 +340,30 @@ def test_channels_last_and_cpu_bf16_autocast():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf = model(x).transmission
     torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-5)
-    assert torch.isfinite(bf).all() and bf.shape == ref.shape
+    assert torch.isfinite(bf).all() and bf.shape == ref.shape  # lively weights: finite only (see the CUDA test)
+
+
+def test_cpu_bf16_autocast_passes_the_bench_rule_on_the_committed_weights():
+    """bf16 is what ``sirr remove`` runs on CPUs with bf16: on trained weights its output stays within
+    ``MIN_PSNR_DB`` of fp32 (random weights give either a flat output or one that flips, so they cannot show it)."""
+    from sirr.methods import get_method
+    from sirr.paths import REPO_ROOT
+    from sirrbook.inference import MIN_PSNR_DB, output_psnr
+    from sirrbook.weights import committed_weights
+
+    found = committed_weights(REPO_ROOT / "results", "la", "cpu", 0)
+    if found is None:
+        pytest.skip("this checkout has no committed LA@cpu weights")
+    model = get_method("la").load(found[0]).eval()
+    smooth = torch.nn.functional.interpolate(image(1, 3, 8, 12), size=(48, 72), mode="bilinear")
+    x = (0.6 * smooth + 0.4 * image(1, 3, 48, 72, seed=1)).clamp(0, 1)  # structure and texture
+    with torch.no_grad():
+        ref = model(x).transmission
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf = model(x).transmission.float()
+    assert float(ref.std()) > 0.05  # trained weights: the output follows the input
+    db = output_psnr(bf, ref)  # None: identical
+    assert db is None or db >= MIN_PSNR_DB, db
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

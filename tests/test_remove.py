@@ -226,15 +226,13 @@ def test_release_checkpoint_is_recognised(release_checkpoint):
         R.load_method("ts", release_checkpoint, "cpu")
 
 
-def test_pickled_code_and_junk_checkpoints_are_refused(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
+def test_pickled_code_and_junk_checkpoints_are_refused(tmp_path, pickled_code):
+    payload, ran = pickled_code
     evil = tmp_path / "evil.pt"
-    torch.save({"model": Evil()}, evil)
+    torch.save({"model": payload}, evil)
     with pytest.raises(R.CheckpointError, match="pickled code"):
         R.load_method("la", evil, "cpu")
+    assert not ran.exists()
     junk = tmp_path / "junk.pt"
     torch.save({"weights": {"fc.weight": torch.zeros(2, 2)}}, junk)
     with pytest.raises(R.CheckpointError, match="neither"):

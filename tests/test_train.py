@@ -116,10 +116,14 @@ def test_overfitting_one_batch_lowers_the_loss(tmp_path):
 def test_laplacian_kernel_gradient_is_clipped_by_the_model_hook():
     from sirr.models.location_aware import LocationAware
 
-    model = LocationAware(iterations=1, laplacian_grad_clip=0.25, generator=torch.Generator().manual_seed(0))
     x = torch.rand(1, 3, 32, 32)
-    (model(x).transmission.sum() * 1e4).backward()
-    assert model.laplacian_kernel.grad.norm() <= 0.25 + 1e-6
+    norms = {}
+    for clip in (None, 0.25):  # the same weights and input, without and with the hook
+        model = LocationAware(iterations=1, laplacian_grad_clip=clip, generator=torch.Generator().manual_seed(0))
+        (model(x).transmission.sum() * 1e4).backward()
+        norms[clip] = float(model.laplacian_kernel.grad.norm())
+    assert norms[None] > 1.0  # the loss is scaled so that the raw gradient is far above the clip
+    assert norms[0.25] == pytest.approx(0.25, rel=1e-5)  # rescaled to the clip, not merely small
 
 
 def test_mixing_real_pairs_is_logged(tmp_path):
@@ -146,13 +150,6 @@ def test_resume_refuses_a_different_model(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 
 
-class _Payload:
-    """Any class: pickling it makes torch.load(weights_only=True) refuse the file."""
-
-    def __reduce__(self):
-        return (print, ("pickled code ran",))
-
-
 def test_checkpoint_of_the_other_model_is_refused(tmp_path):
     path = tmp_path / "ts.pt"
     torch.save({"format": "sirr-checkpoint", "kind": "ts", "model": {}}, path)
@@ -162,11 +159,21 @@ def test_checkpoint_of_the_other_model_is_refused(tmp_path):
         load_location_aware(path)
 
 
-def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+def test_the_pickled_code_payload_runs_when_loaded_unsafely(tmp_path, pickled_code):
+    """The control for every 'refused' test: unpickled without weights_only, the payload does create its marker."""
+    payload, ran = pickled_code
+    torch.save({"model": payload}, tmp_path / "evil.pt")
+    torch.load(tmp_path / "evil.pt", weights_only=False)  # what our loaders must never do
+    assert ran.exists()
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path, pickled_code):
+    payload, ran = pickled_code
     path = tmp_path / "evil.pt"
-    torch.save({"format": "sirr-checkpoint", "kind": "la", "model": _Payload()}, path)
+    torch.save({"format": "sirr-checkpoint", "kind": "la", "model": payload}, path)
     with pytest.raises(CheckpointError, match="refusing to load pickled code"):
         load_checkpoint(path, "la")
+    assert not ran.exists()  # refused before unpickling, not after running it
 
 
 def test_unreadable_and_foreign_checkpoints_are_refused(tmp_path):

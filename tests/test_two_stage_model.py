@@ -185,8 +185,8 @@ def test_two_means_equals_brute_force(seed):
     if seed % 3 == 0:
         values = np.round(values, 1)  # duplicates
     values = values[values != 0]
-    if len(np.unique(values)) < 2:
-        return
+    if len(np.unique(values)) < 2:  # a 2-clustering needs two distinct values: add one rather than pass silently
+        values = np.append(values, (values.max() if len(values) else 0.0) + 1.0)
     result = two_means_threshold(np.concatenate([values, np.zeros(5)]))  # zeros are ignored
     best, centres = _brute_force_sse(values)
     assert result.count == len(values)
@@ -254,6 +254,10 @@ def test_two_stage_forward_and_gradients_reach_both_unets():
 
 
 def test_two_stage_is_deterministic_in_eval_and_checks_refine_inputs():
+    seeded = [TwoStage(width_scale=TINY, generator=torch.Generator().manual_seed(s)) for s in (5, 5, 6)]
+    pairs = [list(zip(seeded[0].state_dict().values(), m.state_dict().values())) for m in seeded[1:]]
+    assert all(torch.equal(a, b) for a, b in pairs[0])  # the same seed, the same weights
+    assert not all(torch.equal(a, b) for a, b in pairs[1])  # another seed, other weights
     model = TwoStage(width_scale=TINY).eval()
     I = torch.rand(1, 3, 50, 70)
     with torch.no_grad():
