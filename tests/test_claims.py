@@ -101,6 +101,8 @@ def test_every_claim_is_pre_registered_with_arms_seeds_and_a_measured_primary():
 def test_a_seed_outside_the_registration_is_refused(tmp_path):
     with pytest.raises(claims.ClaimError, match="pre-registered"):
         claims.claim_run(_run(tmp_path), "E3", "with_fr", 7)
+    with pytest.raises(claims.ClaimError, match=r"E1: seed\(s\) 7 not pre-registered; its seeds are 0, 1, 2"):
+        claims.run_claim(_run(tmp_path), "E1", seeds=[1, 7], verbose=False)  # refused before any run starts
 
 
 def _fake(run, cid, arm, seed, values):

@@ -69,6 +69,25 @@ def test_bad_seed_is_rejected(seed):
         resolve("smoke", seed=seed)
 
 
+@pytest.mark.parametrize("override, match", [
+    ({"la__steps": -1}, r"la\.steps must be an integer >= 0; got -1"),
+    ({"la__steps": 2.5}, r"la\.steps must be an integer >= 0; got 2\.5"),
+    ({"ts__stage2_steps": True}, r"ts\.stage2_steps must be an integer >= 0; got True"),
+    ({"ts__batch_size": 0}, r"ts\.batch_size must be an integer >= 1; got 0"),
+    ({"la__validate_every": -5}, r"la\.validate_every must be an integer >= 1"),
+    ({"la__lr": 0}, r"la\.lr must be a positive learning rate; got 0"),
+    ({"ts__lr_discriminator": -2e-5}, r"ts\.lr_discriminator must be a positive learning rate"),
+])
+def test_bad_counts_and_rates_are_one_clear_error(override, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve("smoke", data_root="none", **override)
+
+
+def test_zero_steps_in_one_phase_is_allowed():
+    run = resolve("smoke", data_root="none", la__steps=0, la__fine_tune_steps=3, ts__stage2_steps=0)
+    assert (run.preset.la.steps, run.preset.la.fine_tune_steps, run.preset.ts.stage2_steps) == (0, 3, 0)
+
+
 def test_cuda_device_without_gpu_is_a_clear_error():
     import torch
 

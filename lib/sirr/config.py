@@ -276,6 +276,19 @@ class RunConfig:
         return d
 
 
+def _check_counts(sec: str, cfg: Any) -> None:
+    """Step counts are integers >= 0, other counts (batch, crop, intervals, iterations) >= 1, rates > 0."""
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.type in ("int", int):
+            low = 0 if f.name.endswith("steps") else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ConfigError(f"{sec}.{f.name} must be an integer >= {low}; got {v!r}")
+        elif f.name.startswith("lr") or f.name.endswith("_lr"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"{sec}.{f.name} must be a positive learning rate; got {v!r}")
+
+
 def resolve(
     preset: str = "smoke",
     *,
@@ -321,6 +334,7 @@ def resolve(
     if changes:
         p = replace(p, **changes)
     for sec in ("la", "ts"):
+        _check_counts(sec, getattr(p, sec))
         if getattr(p, sec).precision not in PRECISIONS:
             raise ConfigError(f"{sec}.precision must be one of {', '.join(PRECISIONS)}; got {getattr(p, sec).precision!r}")
         budget = getattr(p, sec).time_budget_s

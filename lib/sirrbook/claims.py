@@ -481,6 +481,10 @@ def claim_progress(run: RunConfig, cid: str) -> dict:
 def run_claim(run: RunConfig, cid: str, seeds: Sequence[int] | None = None, verbose: bool = True) -> list[dict]:
     """Run the claim's missing (arm, seed) runs in order, each stored as soon as it finishes."""
     c = claim(cid)
+    unknown = sorted(set(seeds or ()) - set(c.seeds))
+    if unknown:
+        raise ClaimError(f"{c.id}: seed(s) {', '.join(map(str, unknown))} not pre-registered; its seeds are "
+                         f"{', '.join(map(str, c.seeds))}")
     out = []
     for arm, seed in claim_runs(c):
         if seeds is not None and seed not in seeds:
