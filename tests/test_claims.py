@@ -130,6 +130,11 @@ def test_no_verdict_until_every_run_is_in_then_one_from_the_interval(tmp_path):
     assert by_other["image_features"]["differences"]["validation/rcmap_auc"]["direction"] == "reference lower"
     assert full["verdict"] == "disagrees"  # one contrast against the paper decides the whole claim
     assert claims.claim_progress(run, "E2")["missing"] == []
+    from sirrbook.viz.claims import claim_sentence
+
+    said = claim_sentence(full)  # the verdict line names where its numbers were made
+    assert said.startswith("**E2: disagrees.**") and f"device {full['devices'][0]}" in said
+    assert full["devices"] and "commit " in said
 
 
 @pytest.mark.slow

@@ -168,8 +168,9 @@ def claim_sentence(summary: dict) -> str:
         parts.append(f"{c['reference']} − {c['other']}: {difference_text(d)} "
                      f"({d['n_seeds']} seeds, {d['n']} paired values)")
     commits = ", ".join(summary.get("commits") or []) or "unknown"
+    devices = "; ".join(summary.get("devices") or []) or "unknown"
     return (f"**{summary['id']}: {summary['verdict']}.** " + "; ".join(parts)
-            + f". Paper: {summary['paper']}. ({where}; commit {commits}.)")
+            + f". Paper: {summary['paper']}. ({where}; commit {commits}; device {devices}.)")
 
 
 def _arm_curves(run: RunConfig, c: cl.Claim, arm: cl.Arm, key: str, value: str):
