@@ -358,7 +358,9 @@ def synthesize_ts(
     vignette: Param = None,
     shift: torch.Tensor | Sequence[float] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """TS release's synthesis (Li & Lun 2019): ``I = clip(alpha T + R)``, TS Eq. 1's I = I_B + I_R.
+    """TS release's synthesis (Li & Lun 2019): ``I = clip(alpha T + R)``.
+
+    TS Eq. 1's image model I = I_B + I_R, with I_B = alpha T.
 
     As RM2S ``custom_data_reflection_simulation.py``, per sample:
 

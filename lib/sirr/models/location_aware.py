@@ -233,7 +233,10 @@ class MultiScaleLaplacian(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """LA Eq. 4: L_ap * x and up(L_ap * down_j x) for j = 2, 4, 8, in the order of ``self.scales``."""
+        """LA Eq. 4: L_ap * x and up(L_ap * down_j x) for j = 2, 4, 8.
+
+        In the order of ``self.scales`` (the release's [1/8, 1/4, 1/2, 1]).
+        """
         if x.ndim != 4 or x.shape[1] > self.channels:
             raise LocationAwareInputError(
                 f"MultiScaleLaplacian: expected (B, C<={self.channels}, H, W), "
@@ -244,7 +247,7 @@ class MultiScaleLaplacian(nn.Module):
         kernel = self.kernel[: c * self.filters_per_channel]
         h, w = x.shape[-2:]
         responses = []
-        for s in self.scales:  # 8, 4, 2, 1 (the release's order), or 1 alone for the single-scale SLSM
+        for s in self.scales:  # 8, 4, 2, 1; or 1 alone (single-scale SLSM)
             if s == 1:  # L_ap * x, one 3×3 kernel per channel
                 responses.append(F.conv2d(x, kernel, padding=1, groups=c))
                 continue
@@ -254,7 +257,7 @@ class MultiScaleLaplacian(nn.Module):
             lap = F.conv2d(small, kernel, padding=1, groups=c)
             responses.append(F.interpolate(  # back to (H, W)
                 lap, size=(h, w), mode="bilinear", align_corners=False))
-        return torch.cat(responses, dim=1)  # (B, len(scales)·C·filters, H, W): 4·C·filters for Eq. 4
+        return torch.cat(responses, dim=1)  # (B, 4·C·filters, H, W) for Eq. 4
 
 
 class ConvLSTMCell(nn.Module):
