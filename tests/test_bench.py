@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -130,10 +131,14 @@ def test_time_fn_and_slug():
 
 
 @pytest.mark.slow
-def test_training_step_timing_is_recorded():
-    row = bench._bench_train_step("cpu", 1, lambda s: None, "64x64")
+def test_training_step_timing_is_recorded(caplog):
+    with caplog.at_level(logging.WARNING):
+        row = bench._bench_train_step("cpu", 1, lambda s: None, "64x64")
     assert row["size"] == "64x64" and row["batch"] == 2 and row["amp"] == "fp32"
     assert row["finite"] and row["median_s"] > 0 and len(row["times_s"]) == 1
+    assert "random weights: timing only" in row["loss"]  # said in the report, so the bench does not warn
+    assert not [r for r in caplog.records if "RANDOM weights" in r.getMessage()]
+    assert logging.getLogger("sirr.losses.vgg").level == logging.NOTSET  # the logger is left as it was
 
 
 def test_read_bench_without_reports_is_empty(tmp_path):

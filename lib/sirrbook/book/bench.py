@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import statistics
 import time
@@ -485,7 +486,13 @@ def _bench_train_step(dev: str, repeats: int, print_fn, size: str = "256x256", c
         torch.cuda.reset_peak_memory_stats()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = LocationAware().to(dev).train().to(memory_format=fmt)
-    vgg = VGG19Features(weights="random").to(dev)  # timing only: the weights' values do not matter
+    vgg_log = logging.getLogger("sirr.losses.vgg")
+    level = vgg_log.level
+    vgg_log.setLevel(logging.ERROR)  # random weights on purpose: no "offline fallback" warning in the bench's output
+    try:
+        vgg = VGG19Features(weights="random").to(dev)  # timing only: the weights' values do not matter
+    finally:
+        vgg_log.setLevel(level)
     loss_fn = LocationAwareLoss(vgg, use_adversarial=False).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.99))
     g = torch.Generator().manual_seed(2)
