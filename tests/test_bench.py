@@ -166,5 +166,7 @@ def test_cost_table_is_one_row_per_size_without_gaps(tmp_path):
     table = cost_table([rep], paper_seconds=0.068)
     assert list(table["size"]) == ["24x32", "16x16", "400x540"]  # two sizes, then the paper's row
     assert not table.isna().any().any()
-    assert set(table["weights"][:2]) == {"trained, 7 steps"}  # which weights the paths were checked on
-    assert "sirr remove` runs in" in cost_sentences([rep])
+    assert "weights" not in table and "commit" not in table  # conditions go below the table, which fits the page
+    said = cost_sentences([rep])
+    assert "measured on weights trained for 7 steps, load average " in said  # which weights the paths were checked on
+    assert "sirr remove` runs in" in said

@@ -182,18 +182,13 @@ def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
     """One row per (device, size) of stored ``python -m sirr bench`` reports: fp32 eager, the fastest accepted
     path, its speed-up and how close its output is to fp32 (PSNR on the bench's weights, whose training steps the
     ``weights`` column gives); then the training
-    step and, if given, the paper's time. Every path of every report stays in the JSON (``results/bench``)."""
+    step and, if given, the paper's time. Every path of every report stays in the JSON (``results/bench``); the
+    conditions of each report (weights, load, commit) are in :func:`cost_sentences`, so the table fits the page."""
     rows = []
     for rep in reports:
-        prov = rep.get("provenance", {})
-        w = rep.get("weights") or {}
-        weights = ("random init" if not w.get("trained") else
-                   f"trained, {w['steps']} steps" if w.get("steps") is not None else "trained")
         eager = {r["size"]: r["median_s"] for r in rep.get("inference", []) if r.get("path") == "fp32 eager"
                  and "median_s" in r}
-        common = {"device": rep.get("device"), "weights": weights, "commit": str(prov.get("commit", ""))[:10],
-                  "load (1 min)": round(rep.get("conditions", {}).get("start", {}).get("loadavg_1_5_15", [None])[0]
-                                        or 0, 1)}
+        common = {"device": rep.get("device")}
         for size, best in rep.get("fastest", {}).items():
             db = best.get("psnr_vs_fp32_db")
             rows.append({**common, "size": size, "fp32 eager s": _round_s(eager.get(size)),
@@ -211,11 +206,9 @@ def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
                          "fastest s": _round_s(t["median_s"]),
                          "speed-up": f"{eager_step / t['median_s']:.2f}x" if eager_step else "", "vs fp32": ""})
     if paper_seconds is not None:
-        rows.append({"device": "paper: RTX 2080 Ti (LA Sec. 5)", "weights": "", "commit": "", "load (1 min)": "",
-                     "size": "400x540", "fp32 eager s": "", "fastest path": "", "fastest s": paper_seconds,
+        rows.append({"device": "paper: RTX 2080 Ti (LA Sec. 5)", "size": "400x540", "fp32 eager s": "", "fastest path": "", "fastest s": paper_seconds,
                      "speed-up": "", "vs fp32": ""})
-    cols = ["device", "size", "fp32 eager s", "fastest path", "fastest s", "speed-up", "vs fp32", "weights",
-            "load (1 min)", "commit"]
+    cols = ["device", "size", "fp32 eager s", "fastest path", "fastest s", "speed-up", "vs fp32"]
     return pd.DataFrame(rows, columns=cols).fillna("")
 
 
@@ -226,9 +219,16 @@ def _round_s(v):
 
 
 def cost_sentences(reports: Sequence[dict]) -> str:
-    """What each stored bench report says about the speed goals, as Markdown bullet lines."""
+    """Each stored bench report's conditions, and what it says about the speed goals, as Markdown bullet lines."""
     lines = []
     for rep in reports:
+        w = rep.get("weights") or {}
+        weights = ("random-init weights" if not w.get("trained") else
+                   f"weights trained for {w['steps']} steps" if w.get("steps") is not None else "trained weights")
+        load = (rep.get("conditions", {}).get("start", {}).get("loadavg_1_5_15") or [None])[0]
+        lines.append(f"- {rep['device']}: measured on {weights}, load average "
+                     f"{'unknown' if load is None else f'{load:.1f}'} at the start, commit "
+                     f"{str(rep.get('provenance', {}).get('commit', ''))[:10] or 'unknown'}.")
         g = rep.get("goal")
         if g:
             lines.append(f"- {rep['device']}: {g['size']} in {g['measured_s']:.3g} s with {g['path']} "
