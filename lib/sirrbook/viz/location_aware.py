@@ -180,8 +180,7 @@ def loss_curves(metrics, columns: Sequence[str] | None = None, title: str | None
 
 def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
     """One row per (device, size) of stored ``python -m sirr bench`` reports: fp32 eager, the fastest accepted
-    path, its speed-up and how close its output is to fp32 (PSNR on the bench's weights, whose training steps the
-    ``weights`` column gives); then the training
+    path, its speed-up and how close its output is to fp32 (PSNR on the bench's weights); then the training
     step and, if given, the paper's time. Every path of every report stays in the JSON (``results/bench``); the
     conditions of each report (weights, load, commit) are in :func:`cost_sentences`, so the table fits the page."""
     rows = []
@@ -206,7 +205,8 @@ def cost_table(reports: Sequence[dict], paper_seconds: float | None = None):
                          "fastest s": _round_s(t["median_s"]),
                          "speed-up": f"{eager_step / t['median_s']:.2f}x" if eager_step else "", "vs fp32": ""})
     if paper_seconds is not None:
-        rows.append({"device": "paper: RTX 2080 Ti (LA Sec. 5)", "size": "400x540", "fp32 eager s": "", "fastest path": "", "fastest s": paper_seconds,
+        rows.append({"device": "paper: RTX 2080 Ti (LA Sec. 5)", "size": "400x540", "fp32 eager s": "",
+                     "fastest path": "", "fastest s": paper_seconds,
                      "speed-up": "", "vs fp32": ""})
     cols = ["device", "size", "fp32 eager s", "fastest path", "fastest s", "speed-up", "vs fp32"]
     return pd.DataFrame(rows, columns=cols).fillna("")
