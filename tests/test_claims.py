@@ -137,10 +137,73 @@ def test_no_verdict_until_every_run_is_in_then_one_from_the_interval(tmp_path):
     assert full["devices"] and "commit " in said
 
 
+def _parked_setup(tmp_path, monkeypatch, part_bytes=8000):
+    run = _run(tmp_path)
+    rdir = tmp_path / "run"
+    rdir.mkdir()
+    torch.save({"step": 3, "w": torch.arange(5000.0)}, rdir / "last.pt")
+    (rdir / "metrics.jsonl").write_text('{"step": 3}\n')
+    monkeypatch.setattr(claims, "_run_dir", lambda run, c, arm: rdir)
+    monkeypatch.setattr(claims, "PARK_PART_BYTES", part_bytes)
+    return run, rdir
+
+
+def test_an_unfinished_run_is_parked_in_parts_and_counted(tmp_path, monkeypatch):
+    run, rdir = _parked_setup(tmp_path, monkeypatch)
+    assert claims.park(run, "E2") == []  # detector runs take minutes: nothing of theirs is parked
+    parked = claims.park(run, "E1", seeds=[1])
+    assert [(p["arm"], p["seed"], p["step"]) for p in parked] == [("full", 1, 3), ("wo_ssim", 1, 3)]
+    d = claims.parked_dir(run, "E1", "full", 1)
+    assert d == tmp_path / "results" / "smoke" / "claims" / "E1" / "full" / "1.parked"
+    size = (rdir / "last.pt").stat().st_size
+    parts = sorted(d.glob("last.pt.*"))
+    assert len(parts) == math.ceil(size / 8000) >= 3 and all(p.stat().st_size <= 8000 for p in parts)
+    assert b"".join(p.read_bytes() for p in parts) == (rdir / "last.pt").read_bytes()
+    assert (d / "metrics.jsonl").read_text() == '{"step": 3}\n'
+    assert not list(d.parent.glob(".*"))  # no temporary left beside it
+    prog = claims.claim_progress(run, "E1")
+    assert prog["parked"] == {("full", 1): 3, ("wo_ssim", 1): 3} and prog["done"] == 0
+    from sirrbook.viz.claims import claim_sentence
+
+    assert "full seed 1 at step 3, wo_ssim seed 1 at step 3" in claim_sentence(claims.claim_summary(run, "E1"))
+    torch.save({"step": 5, "w": torch.zeros(10)}, rdir / "last.pt")  # parking again replaces the old parts
+    claims.park(run, "E1", seeds=[1])
+    assert [p.name for p in d.glob("last.pt.*")] == ["last.pt.000"] and claims.parked_step(run, "E1", "full", 1) == 5
+
+
+def test_a_parked_run_is_restored_only_where_no_checkpoint_is_and_only_when_whole(tmp_path, monkeypatch):
+    run, rdir = _parked_setup(tmp_path, monkeypatch)
+    claims.park(run, "E1", seeds=[1])
+    fresh = tmp_path / "fresh"
+    assert claims.unpark(run, "E1", "full", 1, fresh)
+    assert (fresh / "last.pt").read_bytes() == (rdir / "last.pt").read_bytes()
+    assert torch.load(fresh / "last.pt", weights_only=True)["step"] == 3
+    assert (fresh / "metrics.jsonl").is_file()
+    torch.save({"step": 9}, rdir / "last.pt")
+    mine = (rdir / "last.pt").read_bytes()
+    assert not claims.unpark(run, "E1", "full", 1, rdir)  # a run folder's own checkpoint is never replaced
+    assert (rdir / "last.pt").read_bytes() == mine
+    assert not claims.unpark(run, "E1", "full", 0, tmp_path / "other")  # nothing parked for seed 0
+    d = claims.parked_dir(run, "E1", "wo_ssim", 1)
+    part = d / "last.pt.001"
+    part.write_bytes(part.read_bytes()[:-1] + b"\0")
+    with pytest.raises(claims.ClaimError, match="SHA-256 differs"):
+        claims.unpark(run, "E1", "wo_ssim", 1, tmp_path / "broken")
+    assert not (tmp_path / "broken" / "last.pt").exists()
+    part.unlink()
+    with pytest.raises(claims.ClaimError, match=r"incomplete: last.pt.001 missing"):
+        claims.unpark(run, "E1", "wo_ssim", 1, tmp_path / "broken")
+
+
 @pytest.mark.slow
 def test_an_rdm_run_trains_stores_and_is_read_back(tmp_path):
     run = _run(tmp_path)
+    parked = claims.parked_dir(run, "E2", "laplacian", 0)
+    parked.mkdir(parents=True)  # a stale parked folder: the finished result removes it
+    (parked / "parked.json").write_text('{"step": 1}')
+    assert claims.claim_progress(run, "E2")["parked"] == {("laplacian", 0): 1}
     rec = claims.claim_run(run, "E2", "laplacian", 0)
+    assert not parked.exists() and claims.claim_progress(run, "E2")["parked"] == {}
     auc = rec["measures"]["validation"]["rcmap_auc"]
     assert len(auc) == 4 and rec["steps"] == run.preset.la.steps and rec["trained_parameters"] > 0
     assert rec["curve_rdm"][-1]["step"] == run.preset.la.steps
@@ -218,3 +281,17 @@ def test_coverage_lists_every_paper_row_once_with_reasons_as_notes(tmp_path):
     notes = [line for line in md.splitlines() if line.startswith("- (")]
     assert sorted(n[3] for n in notes) == sorted(letters)  # each reason once, each used letter explained
     assert any("E3:" in line for line in rows)
+
+
+def test_cli_parks_and_reports_then_refuses_an_unknown_arm_in_one_line(tmp_path, monkeypatch, capsys):
+    from sirrbook.cli import main
+
+    _parked_setup(tmp_path, monkeypatch)
+    common = ["claims", "E1", "--preset", "smoke", "--data-root", "none", "--results-dir", str(tmp_path / "results")]
+    assert main([*common, "--park", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "E1 full seed 2: parked at step 3 in " in out and "wo_ssim seed 2 parked at step 3" in out
+    assert "0 of 6 runs done" in out and "seed 1" not in out
+    assert main([*common, "--arms", "wo_pixel"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "E1 has no arm 'wo_pixel'; valid: full, wo_ssim" in err[0]

@@ -34,10 +34,16 @@ The measures:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
+import io
+import json
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import kornia
@@ -48,6 +54,7 @@ from sklearn.metrics import roc_auc_score
 
 from sirr import paper_numbers, train
 from sirr.train.engine import seed_everything
+from sirr.atomic import atomic_write_bytes
 from sirr.config import RunConfig
 from sirr.errors import SirrError
 from sirr.data.synthesis import ReflectionSynthesizer
@@ -55,6 +62,7 @@ from sirr.losses import LocationAwareLoss, stage2_generator_loss
 from sirr.losses.location_aware import rcmap_composition_loss
 from sirr.metrics import psnr, ssim
 from sirrbook.evaluation import LOWER_IS_BETTER, seed_paired_difference
+from sirr.messages import repo_relative
 from sirr.methods import get_method
 from sirr.models.location_aware import LocationAware
 from sirr.train.rundir import default_run_dir
@@ -62,7 +70,7 @@ from sirrbook.results import load_result, result_path, save_result
 from sirr.train.validation import ValidationSet, held_out_validation, hold_out
 
 __all__ = ["Claim", "Arm", "CLAIMS", "VERDICTS", "claim", "claim_run", "run_claim", "claim_progress",
-           "claim_summary", "claim_runs", "reflection_edge_energy", "background_edge_energy", "sharpness",
+           "claim_summary", "claim_runs", "park", "unpark", "parked_dir", "parked_step", "reflection_edge_energy", "background_edge_energy", "sharpness",
            "rcmap_auc", "true_rcmap", "ClaimError", "pipeline_check", "la_loss_shares",
            "ts_stage2_loss_shares", "untested_reason", "paper_gaps", "TESTED_BY"]
 
@@ -349,6 +357,15 @@ def _final_model(rdir, res, load, run: RunConfig):
     return load(rdir / "final.pt", device=run.device).eval()
 
 
+def _run_dir(run: RunConfig, c: Claim, arm: Arm):
+    """The arm's run folder (checkpoints and logs) at ``run.seed``: a ``full`` arm on the preset's schedule is
+    the folder of ``python -m sirr train <method>`` itself, any other arm has its own."""
+    m = get_method(c.method)
+    if arm.variant == "full" and arm.schedule == "preset":
+        return m.run_dir(run, "full")
+    return default_run_dir(run, c.method, f"claim_{c.id}_{arm.name}")
+
+
 def _train_network(run: RunConfig, c: Claim, arm: Arm) -> tuple[Any, dict]:
     """Train (or load, when finished) the arm's whole network through :meth:`sirr.methods.Method.train`.
 
@@ -358,10 +375,8 @@ def _train_network(run: RunConfig, c: Claim, arm: Arm) -> tuple[Any, dict]:
     """
     m = get_method(c.method)
     overrides = m.schedule_overrides(run, c.steps(run), stage1_only=arm.schedule == "stage1_only")
-    if arm.variant == "full" and arm.schedule == "preset":
-        rdir = m.run_dir(run, "full")
-    else:
-        rdir = default_run_dir(run, c.method, f"claim_{c.id}_{arm.name}")
+    rdir = _run_dir(run, c, arm)
+    unpark(run, c.id, arm.name, run.seed, rdir)
     res = m.train(run, arm.variant, run_dir=rdir, resume=True, progress=False, photos=_photos(run), **overrides)
     model = _final_model(rdir, res, m.load, run)
     return model, {"run_dir": str(rdir), "steps": int(res.steps), "overrides": overrides}
@@ -461,6 +476,9 @@ def claim_run(run: RunConfig, cid: str, arm: str, seed: int, verbose: bool = Tru
                "measures": measures, "validation_images": list(vs.names), **info,
                "eval_seconds": time.perf_counter() - t1}
     save_result(run_s, exp, payload, images=images, seed=seed)
+    parked = parked_dir(run_s, c.id, a.name, seed)
+    if parked.is_dir():  # the finished result replaces the committed resume state
+        shutil.rmtree(parked)
     return load_result(run_s, exp, seed)
 
 
@@ -471,29 +489,132 @@ def claim_runs(c: Claim | str) -> list[tuple[str, int]]:
 
 
 def claim_progress(run: RunConfig, cid: str) -> dict:
-    """``{"done", "total", "missing": [(arm, seed), ...]}`` from the stored results."""
+    """``{"done", "total", "missing": [(arm, seed), ...], "parked": {(arm, seed): step}}`` from the stored results
+    (``parked``: the missing runs whose resume state is committed, :func:`park`)."""
     c = claim(cid)
     todo = claim_runs(c)
     missing = [(a, s) for a, s in todo if not result_path(run, _experiment(c, a), s).is_file()]
-    return {"done": len(todo) - len(missing), "total": len(todo), "missing": missing}
+    parked = {(a, s): st for a, s in missing if (st := parked_step(run, c.id, a, s)) is not None}
+    return {"done": len(todo) - len(missing), "total": len(todo), "missing": missing, "parked": parked}
 
 
-def run_claim(run: RunConfig, cid: str, seeds: Sequence[int] | None = None, verbose: bool = True) -> list[dict]:
-    """Run the claim's missing (arm, seed) runs in order, each stored as soon as it finishes."""
+def run_claim(run: RunConfig, cid: str, seeds: Sequence[int] | None = None, verbose: bool = True,
+              arms: Sequence[str] | None = None) -> list[dict]:
+    """Run the claim's missing (arm, seed) runs in order, each stored as soon as it finishes.
+
+    ``seeds`` and ``arms`` pick a part of them, e.g. to run two arms of one seed in two processes."""
     c = claim(cid)
     unknown = sorted(set(seeds or ()) - set(c.seeds))
     if unknown:
         raise ClaimError(f"{c.id}: seed(s) {', '.join(map(str, unknown))} not pre-registered; its seeds are "
                          f"{', '.join(map(str, c.seeds))}")
+    for name in arms or ():
+        c.arm(name)  # raises, naming the valid arms
     out = []
     for arm, seed in claim_runs(c):
-        if seeds is not None and seed not in seeds:
+        if (seeds is not None and seed not in seeds) or (arms is not None and arm not in arms):
             continue
         done = result_path(run, _experiment(c, arm), seed).is_file() and not run.retrain
         if verbose:
             print(f"{c.id} {arm} seed {seed}: {'stored' if done else 'running'}", flush=True)
         out.append(claim_run(run, c.id, arm, seed, verbose=verbose))
     return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parking: an unfinished run's resume state, committed beside the results
+# ----------------------------------------------------------------------------------------------------
+
+#: Largest part a parked checkpoint is split into (under the 50 MB at which Git hosts start to warn).
+PARK_PART_BYTES = 48 * 2**20
+
+#: The run-folder files a parked run keeps besides ``last.pt`` (``best.pt`` is not: claims score the final
+#: step, and the resumed run writes ``best.pt`` again at its next best validation score).
+PARKED_LOGS = ("metrics.jsonl", "train.log")
+
+
+def parked_dir(run: RunConfig, cid: str, arm: str, seed: int):
+    """``results/<preset>/claims/<id>/<arm>/<seed>.parked/``: where an unfinished run's resume state is kept."""
+    c = claim(cid)
+    return result_path(run, _experiment(c, c.arm(arm).name), seed).with_suffix(".parked")
+
+
+def park(run: RunConfig, cid: str, seeds: Sequence[int] | None = None) -> list[dict]:
+    """Copy each unfinished network run of the claim (its ``last.pt``, in parts, and logs) beside its results.
+
+    A training of hours outlives a working session but not a fresh machine: committing the parked folder
+    lets the next :func:`claim_run` resume the run where it stopped instead of starting over (the resume
+    is exact: model, optimiser, data order and random state are all in ``last.pt``). A finished result
+    removes its parked folder. Returns one ``{"arm", "seed", "step", "path"}`` per run parked.
+    """
+    c = claim(cid)
+    out = []
+    for arm, seed in claim_progress(run, c.id)["missing"]:
+        if (seeds is not None and seed not in seeds) or c.kind != "network":
+            continue
+        run_s = dataclasses.replace(run, seed=int(seed))
+        rdir = _run_dir(run_s, c, c.arm(arm))
+        if not (rdir / "last.pt").is_file():
+            continue
+        dest = parked_dir(run_s, c.id, arm, seed)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with open(rdir / "last.pt", "rb") as src:  # one open handle: a checkpoint replaced meanwhile is not mixed in
+            data = src.read()
+        step = int(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["step"])
+        parts = []
+        for k in range(0, max(len(data), 1), PARK_PART_BYTES):
+            name = f"last.pt.{k // PARK_PART_BYTES:03d}"
+            (tmp / name).write_bytes(data[k:k + PARK_PART_BYTES])
+            parts.append(name)
+        for name in PARKED_LOGS:
+            if (rdir / name).is_file():
+                shutil.copy2(rdir / name, tmp / name)
+        manifest = {"claim": c.id, "arm": arm, "seed": int(seed), "step": step, "steps": c.steps(run_s),
+                    "run_dir": repo_relative(rdir), "parts": parts, "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "logs": [n for n in PARKED_LOGS if (tmp / n).is_file()]}
+        (tmp / "parked.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+        out.append({"arm": arm, "seed": int(seed), "step": step, "path": dest})
+    return out
+
+
+def parked_step(run: RunConfig, cid: str, arm: str, seed: int) -> int | None:
+    """The step a committed parked run stopped at, or None when there is none."""
+    f = parked_dir(run, cid, arm, seed) / "parked.json"
+    return int(json.loads(f.read_text())["step"]) if f.is_file() else None
+
+
+def unpark(run: RunConfig, cid: str, arm: str, seed: int, rdir) -> bool:
+    """Restore a parked run into ``rdir`` when ``rdir`` has no ``last.pt`` of its own; True when it did.
+
+    The parts are checked against the manifest's SHA-256 before anything is written; the checkpoint lands
+    atomically, so a failed restore leaves ``rdir`` as it was.
+    """
+    src = parked_dir(run, cid, arm, seed)
+    rdir = Path(rdir)
+    if not (src / "parked.json").is_file() or (rdir / "last.pt").exists():
+        return False
+    man = json.loads((src / "parked.json").read_text())
+    missing = [p for p in man["parts"] if not (src / p).is_file()]
+    if missing:
+        raise ClaimError(f"{src} is incomplete: {', '.join(missing)} missing; delete the folder to start over")
+    data = b"".join((src / p).read_bytes() for p in man["parts"])
+    if hashlib.sha256(data).hexdigest() != man["sha256"]:
+        raise ClaimError(f"{src}: the parts do not add up to the parked checkpoint (SHA-256 differs); "
+                         "delete the folder to start over")
+    rdir.mkdir(parents=True, exist_ok=True)
+    for name in man.get("logs", []):
+        atomic_write_bytes(rdir / name, (src / name).read_bytes())
+    atomic_write_bytes(rdir / "last.pt", data)
+    print(f"{cid} {arm} seed {seed}: resuming the parked run at step {man['step']} of {man['steps']}", flush=True)
+    return True
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 from sirrbook.book import run_book
 from sirrbook.book.bench import run_bench
 from sirrbook.train_cli import train_cli
+from sirr.messages import repo_relative
 from sirr.config import PRESETS, resolve
 from sirr.data.datasets import DATASETS, TRAINING_SETS, find_dataset
 from sirrbook.photos import benchmark_inventory
@@ -81,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("ids", nargs="*", default=None, help="claims to run, e.g. E3 E2 (default: all, in order)")
     _common(c)
     c.add_argument("--seeds", type=int, nargs="*", default=None, help="only these of the claims' pre-registered seeds")
+    c.add_argument("--arms", nargs="*", default=None, help="only these arms (e.g. one arm per process)")
     c.add_argument("--status", action="store_true", help="print k of n runs done and any verdict; run nothing")
+    c.add_argument("--park", action="store_true",
+                   help="copy each unfinished run's last checkpoint and logs to results/<preset>/claims/<id>/<arm>/"
+                        "<seed>.parked/ (to commit, so a fresh machine resumes it); run nothing")
 
     br = sub.add_parser("brightness", help="is a trained model removing reflections or only darkening? (chapter 6): "
                                            "a constant-gain baseline and a brightness-matched comparison on the real "
@@ -184,11 +189,16 @@ def main(argv: list[str] | None = None) -> int:
             run = resolve(args.preset, seed=args.seed, device=args.device, data_root=args.data_root,
                           results_dir=args.results_dir)
             for cid in args.ids or list(claims.CLAIMS):
-                if not args.status:
-                    claims.run_claim(run, cid, seeds=args.seeds)
+                if args.park:
+                    for p in claims.park(run, cid, seeds=args.seeds):
+                        print(f"{cid} {p['arm']} seed {p['seed']}: parked at step {p['step']} in "
+                              f"{repo_relative(p['path'])}")
+                elif not args.status:
+                    claims.run_claim(run, cid, seeds=args.seeds, arms=args.arms)
                 s = claims.claim_summary(run, cid)
                 p = s["progress"]
-                print(f"{s['id']} ({s['source']}): {p['done']} of {p['total']} runs done; "
+                parked = "".join(f"; {a} seed {sd} parked at step {st}" for (a, sd), st in p.get("parked", {}).items())
+                print(f"{s['id']} ({s['source']}): {p['done']} of {p['total']} runs done{parked}; "
                       f"verdict: {s['verdict'] or 'none until every run is in'}")
             return 0
         if args.verb == "brightness":

@@ -160,8 +160,11 @@ def claim_sentence(summary: dict) -> str:
     p = summary["progress"]
     where = f"`{summary['preset']}` preset, {summary['steps']} steps per arm, seeds {summary['seeds']}"
     if summary["verdict"] is None:
+        parked = [f"{arm} seed {seed} at step {step}" for (arm, seed), step in sorted(p.get("parked", {}).items())]
+        resume = (f" Stopped runs whose checkpoints are committed, resumed by the next `sirr claims` "
+                  f"({summary['steps']} steps each): {', '.join(parked)}." if parked else "")
         return (f"**{summary['id']}: no verdict yet** — {p['done']} of {p['total']} runs are in ({where}); "
-                "a verdict is drawn only when every run of the experiment is.")
+                "a verdict is drawn only when every run of the experiment is." + resume)
     parts = []
     for c in summary["contrasts"]:
         d = c["primary"]
