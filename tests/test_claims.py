@@ -295,3 +295,24 @@ def test_cli_parks_and_reports_then_refuses_an_unknown_arm_in_one_line(tmp_path,
     assert main([*common, "--arms", "wo_pixel"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "E1 has no arm 'wo_pixel'; valid: full, wo_ssim" in err[0]
+
+
+def test_the_curve_figure_says_how_many_seeds_each_line_stands_for(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from sirrbook.viz.claims import claim_figure
+
+    run = _run(tmp_path)
+    assert claim_figure(run, "E1") is None  # nothing stored yet
+    for arm, seeds in (("full", (0, 1)), ("wo_ssim", (0,))):
+        for s in seeds:
+            curve = [{"step": k, "val_psnr": 18.0 + k / 100 + s, "val_identity_psnr": 19.5} for k in (50, 100)]
+            save_result(dataclasses.replace(run, seed=s), f"claims/E1/{arm}", {"claim": "E1", "arm": arm, "seed": s,
+                        "measures": {}, "curve": curve}, seed=s)
+    fig = claim_figure(run, "E1")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["full loss (paper) (mean of 2 seeds)", "w/o L_SSIM (1 seed)", "identity (input) 19.50 dB"]
+    assert ax.lines[0].get_ydata().tolist() == pytest.approx([19.0, 19.5])  # the mean over seeds 0 and 1
+    assert len(ax.collections) == 1  # a min-max band only where there are two seeds or more
+    plt.close(fig)

@@ -196,7 +196,8 @@ def _curves(ax, run: RunConfig, c: cl.Claim) -> bool:
             continue
         steps, vals, recs = got
         curves = [r["curve"] for r in recs]
-        ax.plot(steps, vals.mean(0), color=f"C{i}", lw=1.5, marker="o", ms=2.5, label=f"{arm.label} (mean of {len(vals)} seeds)")
+        n = "1 seed" if len(vals) == 1 else f"mean of {len(vals)} seeds"
+        ax.plot(steps, vals.mean(0), color=f"C{i}", lw=1.5, marker="o", ms=2.5, label=f"{arm.label} ({n})")
         if len(vals) > 1:
             ax.fill_between(steps, vals.min(0), vals.max(0), color=f"C{i}", alpha=0.2, lw=0)
         ident = curves[0][-1].get("val_identity_psnr", ident)
