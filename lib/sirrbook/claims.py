@@ -70,7 +70,8 @@ from sirrbook.results import load_result, result_path, save_result
 from sirr.train.validation import ValidationSet, held_out_validation, hold_out
 
 __all__ = ["Claim", "Arm", "CLAIMS", "VERDICTS", "claim", "claim_run", "run_claim", "claim_progress",
-           "claim_summary", "claim_runs", "park", "unpark", "parked_dir", "parked_step", "reflection_edge_energy", "background_edge_energy", "sharpness",
+           "claim_summary", "claim_runs", "park", "unpark", "parked_dir", "parked_step", "reflection_edge_energy",
+           "background_edge_energy", "sharpness",
            "rcmap_auc", "true_rcmap", "ClaimError", "pipeline_check", "la_loss_shares",
            "ts_stage2_loss_shares", "untested_reason", "paper_gaps", "TESTED_BY"]
 
@@ -560,8 +561,7 @@ def park(run: RunConfig, cid: str, seeds: Sequence[int] | None = None) -> list[d
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        with open(rdir / "last.pt", "rb") as src:  # one open handle: a checkpoint replaced meanwhile is not mixed in
-            data = src.read()
+        data = (rdir / "last.pt").read_bytes()  # one read: a checkpoint replaced meanwhile is not mixed in
         step = int(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["step"])
         parts = []
         for k in range(0, max(len(data), 1), PARK_PART_BYTES):
